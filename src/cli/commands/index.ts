@@ -1,0 +1,5 @@
+import type { CommandModule } from 'yargs';
+
+// One module per command; each handler calls a plain exported function and prints via ../output.ts.
+// Commands set process.exitCode for non-error failures (e.g. a tune whose budget cannot be met).
+export const commands: CommandModule<any, any>[] = [];
