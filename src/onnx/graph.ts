@@ -117,16 +117,30 @@ export function removeNodes(graph: GraphProto, nodes: Iterable<NodeProto>): void
   graph.node = graph.node.filter((n) => !drop.has(n));
 }
 
-/** Renames a value everywhere it appears in this graph (not inside subgraphs, which have their own scope). */
+/**
+ * Renames a value everywhere it appears in this graph, and in subgraph bodies that read it from this scope
+ * (an If branch reading an outer value by name would otherwise be left pointing at nothing).
+ */
 export function renameValue(graph: GraphProto, from: string, to: string): void {
   for (const n of graph.node) {
     n.input = n.input.map((x) => (x === from ? to : x));
     n.output = n.output.map((x) => (x === from ? to : x));
+    for (const s of subgraphsOf(n)) renameOuterRead(s.graph, from, to);
   }
   for (const list of [graph.input, graph.output, graph.valueInfo] as ValueInfoProto[][]) {
     for (const v of list) if (v.name === from) v.name = to;
   }
   for (const t of graph.initializer) if (t.name === from) t.name = to;
+}
+
+function renameOuterRead(g: GraphProto, from: string, to: string): void {
+  // A body that defines its own `from` shadows the outer value: leave it alone.
+  if (g.input.some((i) => i.name === from) || g.initializer.some((t) => t.name === from) || g.node.some((n) => n.output.includes(from))) return;
+  for (const n of g.node) {
+    n.input = n.input.map((x) => (x === from ? to : x));
+    for (const s of subgraphsOf(n)) renameOuterRead(s.graph, from, to);
+  }
+  for (const v of [...g.output, ...g.valueInfo]) if (v.name === from) v.name = to;
 }
 
 /** Drops value_info entries: exporters leave stale shapes that stop holding after a rewrite. */
@@ -151,9 +165,17 @@ export function pruneUnused(graph: GraphProto): number {
 /** A value name not yet used in the graph, for new tensors a pass adds. */
 export function uniqueName(graph: GraphProto, base: string): string {
   const used = new Set<string>();
-  for (const n of graph.node) { for (const x of [...n.input, ...n.output]) used.add(x); used.add(n.name); }
-  for (const t of graph.initializer) used.add(t.name);
-  for (const v of graph.input) used.add(v.name);
+  // Names inside subgraphs count too: a new outer value must not collide with (or be shadowed by) a body's value.
+  const visit = (g: GraphProto) => {
+    for (const n of g.node) {
+      for (const x of [...n.input, ...n.output]) used.add(x);
+      used.add(n.name);
+      for (const s of subgraphsOf(n)) visit(s.graph);
+    }
+    for (const t of g.initializer) used.add(t.name);
+    for (const v of [...g.input, ...g.output, ...g.valueInfo]) used.add(v.name);
+  };
+  visit(graph);
   if (!used.has(base)) return base;
   for (let i = 1; ; i++) if (!used.has(`${base}_${i}`)) return `${base}_${i}`;
 }

@@ -47,8 +47,9 @@ export async function loadModel(path: string): Promise<OnnxModel> {
     if (!st.isFile()) throw new ModelError('MODEL_NOT_FOUND', `${path}: not a file`);
     bytes = await readFile(abs);
   } catch (e) {
+    if (e instanceof ModelError) throw e;
     if (isENOENT(e)) throw new ModelError('MODEL_NOT_FOUND', `${path}: no such file`);
-    throw e;
+    throw new ModelError('MODEL_NOT_FOUND', `${path}: cannot read the file (${(e as Error).message})`, { cause: e });
   }
   return parseModel(bytes, abs, dirname(abs));
 }

@@ -1,5 +1,5 @@
-import { closeSync, openSync, readSync } from 'node:fs';
-import { isAbsolute, join, normalize } from 'node:path';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { isAbsolute, join, normalize, sep } from 'node:path';
 import { create } from '@bufbuild/protobuf';
 import { TensorProtoSchema, TensorProto_DataLocation, StringStringEntryProtoSchema, type TensorProto } from 'onnx-buf';
 import { DT, allocArray, dtypeInfo, dtypeName, rawByteLength, type TypedArray } from './dtype.js';
@@ -24,18 +24,23 @@ export function isExternal(t: TensorProto): boolean {
 export function externalInfo(t: TensorProto): { location: string; offset: number; length?: number } {
   const kv = Object.fromEntries(t.externalData.map((e) => [e.key, e.value]));
   if (!kv.location) throw new ModelError('EXTERNAL_DATA', `tensor "${t.name}" is stored externally but names no location`);
-  return {
-    location: kv.location,
-    offset: kv.offset ? Number(kv.offset) : 0,
-    length: kv.length ? Number(kv.length) : undefined,
-  };
+  const offset = kv.offset ? Number(kv.offset) : 0;
+  const length = kv.length ? Number(kv.length) : undefined;
+  // A corrupt offset/length must not reach fs.readSync or a typed-array constructor, which throw RangeErrors.
+  for (const [key, v] of [['offset', offset], ['length', length]] as const) {
+    if (v !== undefined && !(Number.isSafeInteger(v) && v >= 0)) {
+      throw new ModelError('EXTERNAL_DATA', `tensor "${t.name}": external data ${key} "${kv[key]}" is not a non-negative integer; the model file is corrupt`);
+    }
+  }
+  return { location: kv.location, offset, length };
 }
 
 /** The raw little-endian bytes of a tensor, from raw_data or its external file. */
 export function tensorRawBytes(t: TensorProto, baseDir?: string): Uint8Array | undefined {
   if (isExternal(t)) {
     const { location, offset, length } = externalInfo(t);
-    if (isAbsolute(location) || normalize(location).startsWith('..')) {
+    const norm = normalize(location);
+    if (isAbsolute(location) || norm === '..' || norm.startsWith(`..${sep}`) || norm.startsWith('../')) {
       throw new ModelError('EXTERNAL_DATA', `tensor "${t.name}": external data location "${location}" must be a relative path inside the model's folder`);
     }
     if (!baseDir) throw new ModelError('EXTERNAL_DATA', `tensor "${t.name}" uses external data "${location}" but the model's folder is unknown; load the model from a file`);
@@ -48,9 +53,13 @@ export function tensorRawBytes(t: TensorProto, baseDir?: string): Uint8Array | u
       throw new ModelError('EXTERNAL_DATA', `tensor "${t.name}": cannot open external data file ${file}: ${(e as Error).message}. Keep the data file beside the model.`);
     }
     try {
+      // Compare with the file's size before allocating: a corrupt length must not allocate gigabytes.
+      const size = fstatSync(fd).size;
+      const got = Math.max(0, Math.min(want, size - offset));
+      if (got !== want) throw new ModelError('EXTERNAL_DATA', `tensor "${t.name}": external data file ${file} is truncated (wanted ${want} bytes at offset ${offset}, the file holds ${got})`);
       const buf = new Uint8Array(want);
-      const got = readSync(fd, buf, 0, want, offset);
-      if (got !== want) throw new ModelError('EXTERNAL_DATA', `tensor "${t.name}": external data file ${file} is truncated (wanted ${want} bytes at offset ${offset}, got ${got})`);
+      const read = readSync(fd, buf, 0, want, offset);
+      if (read !== want) throw new ModelError('EXTERNAL_DATA', `tensor "${t.name}": external data file ${file} is truncated (wanted ${want} bytes at offset ${offset}, got ${read})`);
       return buf;
     } finally {
       closeSync(fd);
@@ -71,9 +80,13 @@ function view(bytes: Uint8Array, kind: string, n: number): TypedArray {
 export function readTensor(t: TensorProto, baseDir?: string): TensorData {
   const info = dtypeInfo(t.dataType);
   const dims = t.dims.map(Number);
-  const n = elementCount(dims);
   if (!info || info.array === 'string') {
     throw new ModelError('TENSOR_UNSUPPORTED', `tensor "${t.name}" has type ${dtypeName(t.dataType)}, which edgetune cannot read as numbers`);
+  }
+  // Check the shape before allocating: a corrupt dim must give a ModelError, not a RangeError from a typed array.
+  const n = elementCount(dims);
+  if (dims.some((d) => !Number.isSafeInteger(d) || d < 0) || !Number.isSafeInteger(n)) {
+    throw new ModelError('MODEL_CORRUPT', `tensor "${t.name}" has an impossible shape [${t.dims.join(',')}]; the model file is corrupt`);
   }
   const raw = tensorRawBytes(t, baseDir);
   if (raw) {
@@ -82,15 +95,17 @@ export function readTensor(t: TensorProto, baseDir?: string): TensorData {
     if (info.bits === 4) return { dtype: t.dataType, dims, data: unpack4(raw, n, t.dataType === DT.INT4) };
     return { dtype: t.dataType, dims, data: view(raw, info.array, n) };
   }
-  const out = allocArray(info.array, n);
   const field = t[info.field] as ArrayLike<number | bigint>;
+  // int4/uint4 in int32_data hold one packed byte (two values) per entry, as onnx.helper writes them.
+  const want = info.bits === 4 ? Math.ceil(n / 2) : n;
+  if (field.length !== want && n !== 0) {
+    throw new ModelError('MODEL_CORRUPT', `tensor "${t.name}" has ${field.length} values in ${info.field} but its shape [${dims}] needs ${want}`);
+  }
   if (info.bits === 4) {
     const packed = Uint8Array.from(field as ArrayLike<number>);
     return { dtype: t.dataType, dims, data: unpack4(packed, n, t.dataType === DT.INT4) };
   }
-  if (field.length !== n && n !== 0) {
-    throw new ModelError('MODEL_CORRUPT', `tensor "${t.name}" has ${field.length} values in ${info.field} but its shape [${dims}] needs ${n}`);
-  }
+  const out = allocArray(info.array, n);
   for (let i = 0; i < n; i++) {
     const v = field[i];
     (out as unknown as Array<number | bigint>)[i] = out instanceof BigInt64Array || out instanceof BigUint64Array ? BigInt(v) : Number(v);

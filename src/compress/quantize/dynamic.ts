@@ -1,0 +1,117 @@
+import { create } from '@bufbuild/protobuf';
+import { NodeProtoSchema, type GraphProto, type NodeProto } from 'onnx-buf';
+import { DT } from '../../onnx/dtype.js';
+import { GraphIndex, insertNodes, pruneUnused, removeNodes, uniqueName } from '../../onnx/graph.js';
+import { attr } from '../../onnx/builder.js';
+import { makeTensor, readTensor, toFloat32 } from '../../onnx/tensor.js';
+import type { OnnxModel } from '../../onnx/model.js';
+import type { PassReport } from '../../types.js';
+import { hasNonFinite, quantizeSymmetricInt8, transpose } from './weights.js';
+import { opsetVersion, type PassOptions } from '../pass.js';
+
+/**
+ * Dynamic int8 quantization of MatMul and Gemm with a constant 2-D weight, the ONNX Runtime way:
+ *   x ─DynamicQuantizeLinear─▶ (x_q:u8, x_scale, x_zp) ─MatMulInteger(W_q:s8)─▶ i32 ─Cast─▶ f32 ─Mul(x_scale·w_scale)─▶ [+bias]
+ * ORT fuses that chain into DynamicQuantizeMatMul, which is where the speed comes from.
+ * Activations are quantized at run time, so no calibration data is needed.
+ */
+export function quantizeDynamic(model: OnnxModel, opts: PassOptions & { perChannel?: boolean }): PassReport {
+  const report: PassReport = { pass: 'quantize-dynamic', changed: [], skipped: [] };
+  const g = model.proto.graph!;
+  const opset = opsetVersion(model, '');
+  if (opset < 10) {
+    report.skipped.push({ node: '*', op: '*', why: `the model uses opset ${opset}; DynamicQuantizeLinear/MatMulInteger need opset ≥ 10` });
+    return report;
+  }
+  const idx = new GraphIndex(g);
+  const dqlFor = new Map<string, { q: string; scale: string; zp: string }>();
+  const replaced: NodeProto[] = [];
+  // File order is a topological order (ONNX requires it), and inserting before the current node keeps it one.
+  for (const node of [...g.node]) {
+    if (node.opType !== 'MatMul' && node.opType !== 'Gemm') continue;
+    if (node.domain !== '' && node.domain !== 'ai.onnx') continue;
+    const name = node.name || node.output[0];
+    const skip = (why: string) => report.skipped.push({ node: name, op: node.opType, why });
+    if (opts.excludeOps?.includes(node.opType) || opts.excludeNodes?.includes(name)) { skip('excluded by the recipe'); continue; }
+    const [a, b, c] = node.input;
+    const wInfo = idx.constantTensor(b);
+    if (!wInfo) { skip(`weight "${b}" is not a constant (initializer or Constant node): dynamic weights stay fp32`); continue; }
+    if (idx.constantTensor(a)) { skip('both inputs are constant: nothing to quantize at run time'); continue; }
+    if (wInfo.tensor.dataType !== DT.FLOAT) { skip(`weight "${b}" is ${wInfo.tensor.dataType === DT.FLOAT16 ? 'float16' : 'not float32'}`); continue; }
+    const wt = readTensor(wInfo.tensor, model.dir);
+    if (wt.dims.length !== 2) { skip(`weight "${b}" has rank ${wt.dims.length}; only 2-D weights are quantized`); continue; }
+    const gemm = node.opType === 'Gemm' ? gemmAttrs(node) : undefined;
+    if (gemm && gemm.transA) { skip('Gemm with transA=1 is not quantized'); continue; }
+    let k = wt.dims[0], n = wt.dims[1];
+    let w = toFloat32(wt);
+    if (hasNonFinite(w)) { skip(`weight "${b}" holds inf or NaN`); continue; }
+    if (gemm?.transB) { w = transpose(w, k, n); [k, n] = [n, k]; }
+    if (gemm && gemm.alpha !== 1) { const s = gemm.alpha; w = w.map((x) => x * s); }
+    let bias: Float32Array | undefined;
+    if (gemm && c) {
+      const cInfo = idx.constantTensor(c);
+      if (!cInfo) { skip(`Gemm bias "${c}" is not constant`); continue; }
+      const ct = readTensor(cInfo.tensor, model.dir);
+      const cv = toFloat32(ct);
+      const okShape = cv.length === n || cv.length === 1;
+      if (!okShape) { skip(`Gemm bias "${c}" has shape [${ct.dims}], not broadcastable per output column`); continue; }
+      bias = cv.map((x) => x * gemm.beta);
+    }
+
+    const qw = quantizeSymmetricInt8(w, k, n, Boolean(opts.perChannel));
+    const base = uniqueName(g, `${b}_dq`);
+    const wq = makeTensor(`${base}_quantized`, DT.INT8, [k, n], qw.q);
+    const scaleDims = qw.scale.length === 1 ? [] : [qw.scale.length];
+    const wScale = makeTensor(`${base}_scale`, DT.FLOAT, scaleDims, qw.scale);
+    const wZp = makeTensor(`${base}_zero_point`, DT.INT8, scaleDims, new Int8Array(qw.scale.length));
+    g.initializer.push(wq, wScale, wZp);
+
+    let dq = dqlFor.get(a);
+    const newNodes: NodeProto[] = [];
+    if (!dq) {
+      const stem = uniqueName(g, `${a}_dyn`);
+      dq = { q: `${stem}_quantized`, scale: `${stem}_scale`, zp: `${stem}_zero_point` };
+      newNodes.push(mk('DynamicQuantizeLinear', `${stem}_DynamicQuantizeLinear`, [a], [dq.q, dq.scale, dq.zp]));
+      dqlFor.set(a, dq);
+    }
+    const out = node.output[0];
+    const stem = uniqueName(g, `${name}_quant`);
+    newNodes.push(
+      mk('MatMulInteger', `${stem}_MatMulInteger`, [dq.q, wq.name, dq.zp, wZp.name], [`${stem}_i32`]),
+      mk('Cast', `${stem}_Cast`, [`${stem}_i32`], [`${stem}_f32`], { to: DT.FLOAT }),
+      mk('Mul', `${stem}_scales`, [dq.scale, wScale.name], [`${stem}_scale`]),
+      mk('Mul', `${stem}_Mul`, [`${stem}_f32`, `${stem}_scale`], [bias ? `${stem}_nobias` : out]),
+    );
+    if (bias) {
+      const bt = makeTensor(`${base}_bias`, DT.FLOAT, [bias.length], bias);
+      g.initializer.push(bt);
+      newNodes.push(mk('Add', `${stem}_Add`, [`${stem}_nobias`, bt.name], [out]));
+    }
+    insertNodes(g, newNodes, node);
+    replaced.push(node);
+    report.changed.push({
+      node: name, op: node.opType,
+      what: `int8 ${opts.perChannel ? 'per-channel' : 'per-tensor'} weight [${k}x${n}] (${wInfo.source}), ${4 * k * n} → ${k * n} bytes`,
+    });
+  }
+  removeNodes(g, replaced);
+  // Each DynamicQuantizeLinear sits before the first node (in file order) that reads it, so order still holds.
+  pruneUnused(g);
+  return report;
+}
+
+function mk(opType: string, name: string, input: string[], output: string[], attrs: Record<string, number> = {}): NodeProto {
+  return create(NodeProtoSchema, { opType, name, input, output, attribute: Object.entries(attrs).map(([k, v]) => attr(k, v)) });
+}
+
+function gemmAttrs(node: NodeProto): { alpha: number; beta: number; transA: boolean; transB: boolean } {
+  const get = (n: string) => node.attribute.find((a) => a.name === n);
+  return {
+    alpha: get('alpha')?.f ?? 1,
+    beta: get('beta')?.f ?? 1,
+    transA: Number(get('transA')?.i ?? 0n) === 1,
+    transB: Number(get('transB')?.i ?? 0n) === 1,
+  };
+}
+
+export type { GraphProto };
