@@ -69,11 +69,13 @@ export function tensorRawBytes(t: TensorProto, baseDir?: string): Uint8Array | u
 }
 
 function view(bytes: Uint8Array, kind: string, n: number): TypedArray {
-  // Copy to an aligned buffer: raw_data slices can start at any offset.
-  const copy = bytes.slice(0, bytes.length).buffer;
+  // Copy into a fresh, aligned buffer: raw_data may be a view into the whole file at any offset (and a Node
+  // Buffer's slice() is a view, not a copy, so never reach for .buffer directly).
+  const copy = new Uint8Array(bytes.length);
+  copy.set(bytes);
   const out = allocArray(kind as never, n);
-  const src = new (out.constructor as { new (b: ArrayBuffer, o: number, l: number): TypedArray })(copy, 0, n);
-  (out as Uint8Array).set(src as Uint8Array);
+  const Ctor = out.constructor as { new (b: ArrayBuffer, o: number, l: number): TypedArray };
+  (out as Uint8Array).set(new Ctor(copy.buffer, 0, n) as Uint8Array);
   return out;
 }
 
