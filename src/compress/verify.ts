@@ -14,7 +14,7 @@ export async function verifyAgainst(
   originalPath: string, original: OnnxModel, candidatePath: string,
   opts: { shapes?: Record<string, number[]>; seed?: number; samples?: number } = {}, ctx: OpContext = {},
 ): Promise<FidelityByOutput> {
-  const { inputs } = generateInputs(inputSpecs(original), { shapes: opts.shapes, seed: opts.seed ?? 1234 });
+  const { tensors: inputs } = generateInputs(inputSpecs(original), { shapes: opts.shapes, seed: opts.seed ?? 1234 });
   const ref = await ModelRunner.start(originalPath, { intraOpThreads: 1 }, ctx);
   let refOut;
   try { refOut = await ref.run(inputs); } finally { await ref.close(); }

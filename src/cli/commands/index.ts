@@ -1,5 +1,12 @@
 import type { CommandModule } from 'yargs';
+import { benchCommand } from './bench.js';
+import { compressCommand } from './compress.js';
+import { tuneCommand } from './tune.js';
 
 // One module per command; each handler calls a plain exported function and prints via ../output.ts.
 // Commands set process.exitCode for non-error failures (e.g. a tune whose budget cannot be met).
-export const commands: CommandModule<any, any>[] = [];
+export const commands: CommandModule<any, any>[] = [
+  benchCommand,
+  compressCommand,
+  tuneCommand,
+];

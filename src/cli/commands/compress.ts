@@ -1,0 +1,62 @@
+import type { Argv, CommandModule } from 'yargs';
+import { compressFile } from '../../compress/compress.js';
+import { readRecipeFile, recipeFromQuantFlag } from '../../compress/recipe-file.js';
+import { parseShapeFlag } from '../../measure/inputs.js';
+import { EdgetuneError } from '../../errors.js';
+import { fmtBytes, fmtNum, formatTable, info, printJson } from '../output.js';
+import { progressReporter, signalOnInterrupt } from '../progress.js';
+import type { CompressReport } from '../../types.js';
+
+interface Args { model: string; quant?: string; recipe?: string; output: string; perChannel: boolean; json: boolean; force: boolean; minCosine: number; shape?: string[]; verbose: boolean }
+
+export const compressCommand: CommandModule<object, Args> = {
+  command: 'compress <model>',
+  describe: 'Compress an ONNX model (int8 dynamic quantization or fp16 weights), verify it in ONNX Runtime, write it',
+  builder: (y) => y
+    .positional('model', { type: 'string', demandOption: true, describe: 'input .onnx file' })
+    .option('quant', { type: 'string', choices: ['int8-dynamic', 'fp16'], describe: 'quantization shorthand' })
+    .option('recipe', { type: 'string', describe: 'recipe JSON file (DESIGN.md §4)' })
+    .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'output .onnx file' })
+    .option('per-channel', { type: 'boolean', default: false, describe: 'int8: one scale per output column' })
+    .option('min-cosine', { type: 'number', default: 0.99, describe: 'refuse to write below this output cosine similarity' })
+    .option('force', { type: 'boolean', default: false, describe: 'write even below --min-cosine' })
+    .option('shape', { type: 'string', array: true, describe: 'input shape for verification, name=1x3x224x224' })
+    .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'list every change and skip' })
+    .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' })
+    .check((a) => {
+      if (!a.quant === !a.recipe) throw new EdgetuneError('USAGE', 'give exactly one of --quant or --recipe');
+      return true;
+    }) as unknown as Argv<Args>,
+  handler: async (a) => {
+    const recipe = a.recipe ? await readRecipeFile(a.recipe) : recipeFromQuantFlag(a.quant!, a.perChannel);
+    const shapes = Object.fromEntries((a.shape ?? []).map(parseShapeFlag).map((s) => [s.name, s.dims]));
+    const { onProgress, done } = progressReporter({ quiet: a.json });
+    const { signal, dispose } = signalOnInterrupt();
+    try {
+      const report = await compressFile({ input: a.model, output: a.output, recipe, minCosine: a.minCosine, force: a.force, shapes }, { signal, onProgress });
+      done();
+      if (a.json) printJson(report);
+      else printCompressReport(report, a.verbose);
+    } finally {
+      done();
+      dispose();
+    }
+  },
+};
+
+export function printCompressReport(r: CompressReport, verbose: boolean): void {
+  info(`${r.input.path} (${fmtBytes(r.input.bytes)}) → ${r.output.path} (${fmtBytes(r.output.bytes)}, ${fmtNum(r.output.bytes / r.input.bytes)}× size)`);
+  for (const p of r.passes) {
+    info(`${p.pass}: ${p.changed.length} changed, ${p.skipped.length} skipped`);
+    const show = verbose ? p.changed : p.changed.slice(0, 5);
+    for (const c of show) info(`  ✓ ${c.node} (${c.op}): ${c.what}`);
+    if (show.length < p.changed.length) info(`  … ${p.changed.length - show.length} more (--verbose)`);
+    const sk = verbose ? p.skipped : p.skipped.slice(0, 5);
+    for (const s of sk) info(`  – ${s.node} (${s.op}): ${s.why}`);
+    if (sk.length < p.skipped.length) info(`  … ${p.skipped.length - sk.length} more skipped (--verbose)`);
+  }
+  const rows = Object.entries(r.fidelity).map(([k, f]) => [k, f.cosine, f.maxAbsError, f.sqnrDb]);
+  info('fidelity vs the original on generated inputs:');
+  info(formatTable(['output', 'cosine', 'max abs err', 'SQNR dB'], rows));
+  for (const w of r.warnings) info(`warning: ${w}`);
+}
