@@ -112,3 +112,20 @@ t.test('dynamic int8 on a real Gemm classifier (openWakeWord) stays within 0.02 
 });
 
 void attr;
+
+t.test('opset < 10 models get com.microsoft.DynamicQuantizeMatMul and stay faithful', async (t) => {
+  const b = new GraphBuilder('old');
+  const x = b.input('x', DT.FLOAT, ['N', 64]);
+  const w = b.constant('w', DT.FLOAT, [64, 32], randomFloats(2048, 21, 0.3));
+  const bias = b.initializer('bias', DT.FLOAT, [32], randomFloats(32, 22));
+  b.output(b.node('Gemm', [x, w, bias], { outputs: ['y'], name: 'fc' })[0], DT.FLOAT);
+  const m = buildModel(b.graph, { '': 9 });
+  const res = applyRecipe(m, { v: 1, quantize: { mode: 'dynamic', perChannel: true } });
+  const ops = res.model.proto.graph!.node.map((n) => `${n.domain}:${n.opType}`);
+  t.ok(ops.includes('com.microsoft:DynamicQuantizeMatMul'), ops.join(','));
+  t.ok(res.model.proto.opsetImport.some((o) => o.domain === 'com.microsoft'), 'contrib opset imported');
+  const feeds = { x: new ort.Tensor('float32', randomFloats(4 * 64, 23), [4, 64]) };
+  const ref = await runOnce(modelBytes(m), feeds);
+  const out = await runOnce(modelBytes(res.model), feeds);
+  t.ok(cosine(ref.y, out.y) > 0.995, `cosine ${cosine(ref.y, out.y)}`);
+});

@@ -1,5 +1,5 @@
 import { create } from '@bufbuild/protobuf';
-import { NodeProtoSchema, type GraphProto, type NodeProto } from 'onnx-buf';
+import { NodeProtoSchema, OperatorSetIdProtoSchema, type GraphProto, type NodeProto } from 'onnx-buf';
 import { DT } from '../../onnx/dtype.js';
 import { GraphIndex, insertNodes, pruneUnused, removeNodes, uniqueName } from '../../onnx/graph.js';
 import { attr } from '../../onnx/builder.js';
@@ -18,11 +18,10 @@ import { opsetVersion, type PassOptions } from '../pass.js';
 export function quantizeDynamic(model: OnnxModel, opts: PassOptions & { perChannel?: boolean }): PassReport {
   const report: PassReport = { pass: 'quantize-dynamic', changed: [], skipped: [] };
   const g = model.proto.graph!;
-  const opset = opsetVersion(model, '');
-  if (opset < 10) {
-    report.skipped.push({ node: '*', op: '*', why: `the model uses opset ${opset}; DynamicQuantizeLinear/MatMulInteger need opset ≥ 10` });
-    return report;
-  }
+  // DynamicQuantizeLinear/MatMulInteger exist from opset 10. Older models (PaddleOCR exports are opset 9) get ONNX
+  // Runtime's contrib op com.microsoft.DynamicQuantizeMatMul instead, which is what ORT fuses the standard chain into
+  // anyway; upgrading the whole model's opset would risk changing the semantics of unrelated ops.
+  const contrib = opsetVersion(model, '') < 10;
   const idx = new GraphIndex(g);
   const dqlFor = new Map<string, { q: string; scale: string; zp: string }>();
   const replaced: NodeProto[] = [];
@@ -66,6 +65,20 @@ export function quantizeDynamic(model: OnnxModel, opts: PassOptions & { perChann
     const wZp = makeTensor(`${base}_zero_point`, DT.INT8, scaleDims, new Int8Array(qw.scale.length));
     g.initializer.push(wq, wScale, wZp);
 
+    const out = node.output[0];
+    if (contrib) {
+      const inputs = [a, wq.name, wScale.name, wZp.name];
+      if (bias) {
+        const bt = makeTensor(`${base}_bias`, DT.FLOAT, [bias.length], bias.length === n ? bias : new Float32Array(n).fill(bias[0]));
+        g.initializer.push(bt);
+        inputs.push(bt.name);
+      }
+      insertNodes(g, [create(NodeProtoSchema, { opType: 'DynamicQuantizeMatMul', domain: 'com.microsoft', name: uniqueName(g, `${name}_quant`), input: inputs, output: [out] })], node);
+      ensureOpset(model, 'com.microsoft', 1);
+      replaced.push(node);
+      report.changed.push({ node: name, op: node.opType, what: `int8 ${opts.perChannel ? 'per-channel' : 'per-tensor'} weight [${k}x${n}] (${wInfo.source}) as com.microsoft.DynamicQuantizeMatMul, ${4 * k * n} → ${k * n} bytes` });
+      continue;
+    }
     let dq = dqlFor.get(a);
     const newNodes: NodeProto[] = [];
     if (!dq) {
@@ -74,7 +87,6 @@ export function quantizeDynamic(model: OnnxModel, opts: PassOptions & { perChann
       newNodes.push(mk('DynamicQuantizeLinear', `${stem}_DynamicQuantizeLinear`, [a], [dq.q, dq.scale, dq.zp]));
       dqlFor.set(a, dq);
     }
-    const out = node.output[0];
     const stem = uniqueName(g, `${name}_quant`);
     newNodes.push(
       mk('MatMulInteger', `${stem}_MatMulInteger`, [dq.q, wq.name, dq.zp, wZp.name], [`${stem}_i32`]),
@@ -98,6 +110,12 @@ export function quantizeDynamic(model: OnnxModel, opts: PassOptions & { perChann
   // Each DynamicQuantizeLinear sits before the first node (in file order) that reads it, so order still holds.
   pruneUnused(g);
   return report;
+}
+
+function ensureOpset(model: OnnxModel, domain: string, version: number): void {
+  if (!model.proto.opsetImport.some((o) => o.domain === domain)) {
+    model.proto.opsetImport.push(create(OperatorSetIdProtoSchema, { domain, version: BigInt(version) }));
+  }
 }
 
 function mk(opType: string, name: string, input: string[], output: string[], attrs: Record<string, number> = {}): NodeProto {
