@@ -3,6 +3,7 @@
 
 export type { Recipe, QuantMode, SessionSettings } from './schema/recipe.js';
 import type { Recipe } from './schema/recipe.js';
+import type { Target } from './targets/schema.js';
 
 /** Progress of a long operation. `pct` is 0..100 for the whole operation. */
 export interface Progress {
@@ -23,40 +24,45 @@ export type IsaFeature =
   | 'neon' | 'dotprod' | 'i8mm' | 'fp16' | 'bf16' | 'sve'
   | 'sse4_2' | 'avx' | 'avx2' | 'fma' | 'avx512' | 'vnni' | 'amx';
 
+/**
+ * What `profileDevice` found. Unknown values are absent (never a made-up 0) and `notes` says why.
+ * `arch` uses Node's names (`x64`, `arm64`, `arm`): it is what decides which onnxruntime binary runs.
+ */
 export interface DeviceProfile {
   v: 1;
+  /** Stable device id: `m-` + hash of /etc/machine-id, else `s-` + hash of the board serial, else `h-<hostname>`. */
   id: string;
+  /** Board name from the device tree (Raspberry Pi, Jetson) or DMI (x86), as the firmware spells it. */
   board?: string;
   arch: string;
-  cpu: { model?: string; cores: number; clustersMHz: number[]; isa: IsaFeature[] };
-  memory: { totalMB: number; availableMB: number };
+  cpu: {
+    model?: string;
+    vendor?: string;
+    /** Logical CPUs the OS schedules on. */
+    cores?: number;
+    physicalCores?: number;
+    /** Distinct ARM core types in CPU order, e.g. ['Cortex-A55', 'Cortex-A76']. */
+    coreTypes?: string[];
+    /** Distinct maximum frequencies (MHz) in CPU order: one per cluster on big.LITTLE parts. */
+    clustersMHz: number[];
+    isa: IsaFeature[];
+  };
+  memory: { totalMB?: number; availableMB?: number };
   accelerators: string[];
   thermal: { tempC?: number; throttled?: boolean };
-  os: string;
-  runtime: { node: string; onnxruntime: string; providers: string[] };
+  os?: string;
+  runtime: { node: string; onnxruntime?: string; providers: string[] };
   notes: string[];
 }
 
-export interface TargetMatch {
-  arch?: string[];
-  boardIncludes?: string[];
-  isaAll?: IsaFeature[];
-  isaNone?: IsaFeature[];
-}
-
-export interface Target {
-  name: string;
-  match: TargetMatch;
-  notes: string;
-  defaults: { threads: number | 'all' };
-  space: { quant: Array<'fp32' | 'dynamic' | 'fp16'>; threads: Array<number | 'all'> };
-  priors: Record<string, number | string>;
-  sources: string[];
-}
+// Targets arrive as files, so their type is derived from their schema (src/targets/schema.ts).
+export type { Target, TargetMatch, TargetArch } from './targets/schema.js';
 
 export interface MatchedTarget {
   target: Target;
+  /** Why this target won, and (for a fallback) a line starting with `warning:`. */
   reasons: string[];
+  /** True when no target's criteria held and the arch's generic target was taken anyway. */
   fallback: boolean;
 }
 
