@@ -13,10 +13,11 @@ export function formatTuneTable(r: TuneResult): string {
     Number(m.latencyMs.p50.toFixed(3)),
     Number((r.baseline.latencyMs.p50 / m.latencyMs.p50).toFixed(2)),
     Number((m.quality.cosine ?? NaN).toFixed(6)),
+    m.quality.sqnrDb === undefined ? '-' : Number.isFinite(m.quality.sqnrDb) ? m.quality.sqnrDb.toFixed(1) : 'exact',
     m.quality.top1Agreement === undefined ? '-' : `${(m.quality.top1Agreement * 100).toFixed(1)}%`,
     latencyAt(m, p) <= r.budget.latencyMs ? 'yes' : 'no',
   ]);
-  const table = formatTable(['', 'candidate', 'size', `p${p} ms`, 'p50 ms', 'speed-up', 'cosine', 'top-1 agree', 'in budget'], rows);
+  const table = formatTable(['', 'candidate', 'size', `p${p} ms`, 'p50 ms', 'speed-up', 'cosine', 'SQNR dB', 'top-1 agree', 'in budget'], rows);
   const verdict = r.chosen
     ? `chosen: ${r.chosen.label} — p${p} ${latencyAt(r.chosen, p).toFixed(3)} ms ≤ ${r.budget.latencyMs} ms budget, cosine ${r.chosen.quality.cosine?.toFixed(6)} to fp32${r.output ? `\nwritten: ${r.output}` : ''}`
     : `NOT MET: ${r.infeasible?.reason}`;

@@ -1,5 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
 import { tune } from '../../tune/tune.js';
+import { thisDevice } from '../../targets/this-device.js';
 import { formatTuneTable } from '../../tune/format.js';
 import { parseShapeFlag } from '../../measure/inputs.js';
 import { info, printJson } from '../output.js';
@@ -30,7 +31,10 @@ export const tuneCommand: CommandModule<object, Args> = {
     const { onProgress, done } = progressReporter({ quiet: a.json });
     const { signal, dispose } = signalOnInterrupt();
     try {
+      const { profile, matched } = await thisDevice();
+      if (!a.json) info(`device ${profile.id} → target ${matched.target.name}${matched.fallback ? ' (fallback: no specific target matched)' : ''}`);
       const result = await tune({
+        device: { id: profile.id, target: matched.target.name }, space: matched.target.space,
         model: a.model, budgetMs: a.budgetMs, percentile: a.percentile as TuneBudget['percentile'], memoryMB: a.memoryMb,
         output: a.output, resultPath: a.result, quant: a.quant as QuantChoice[] | undefined, threads: a.threads,
         shapes: Object.fromEntries((a.shape ?? []).map(parseShapeFlag).map((s) => [s.name, s.dims])),
