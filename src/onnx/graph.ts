@@ -87,6 +87,8 @@ export function outerReads(node: NodeProto): string[] {
     for (const n of graph.node) {
       for (const i of [...n.input, ...outerReads(n)]) if (i && !local.has(i)) reads.push(i);
     }
+    // A body may also return an outer value directly as one of its outputs.
+    for (const o of graph.output) if (o.name && !local.has(o.name)) reads.push(o.name);
   }
   return reads;
 }
