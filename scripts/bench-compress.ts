@@ -81,7 +81,7 @@ async function benchEntry(e: Entry, rows: Row[], work: string): Promise<void> {
       const fp32Bytes = (await stat(e.path)).size;
       const accFp32 = e.source === 'examples/' ? await accuracy(e.path) : undefined;
       for (const mode of modes) {
-        const res = applyRecipe(original, quantRecipe(mode));
+        const res = await applyRecipe(original, quantRecipe(mode));
         const changed = res.passes.reduce((n, p) => n + p.changed.length, 0);
         if (changed === 0) { rows.push({ model: e.name, mode: mode === 'dynamic' ? 'int8-dynamic' : mode, changed, note: 'nothing to convert (no constant-weight MatMul/Gemm)' }); continue; }
         const out = join(work, `${basename(e.path, '.onnx')}.${mode}.onnx`);

@@ -29,7 +29,8 @@ export async function compressFile(opts: CompressOptions, ctx: OpContext = {}): 
   if (inPath === outPath) throw new EdgetuneError('USAGE', `output ${opts.output} is the input file; choose another path with -o`);
   const original = await loadModel(inPath);
   const inBytes = modelBytes(original);
-  const { model, passes, warnings } = applyRecipe(original, opts.recipe, {
+  const { model, passes, warnings } = await applyRecipe(original, opts.recipe, {
+    modelPath: inPath,
     signal: ctx.signal,
     onProgress: (p) => ctx.onProgress?.({ ...p, pct: p.pct * 0.5 }),
   });

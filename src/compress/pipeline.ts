@@ -1,9 +1,9 @@
 import { cloneModel, type OnnxModel } from '../onnx/model.js';
 import { dropValueInfo } from '../onnx/graph.js';
 import { EdgetuneError, throwIfAborted } from '../errors.js';
+import type { DataSource } from '../measure/datasets/source.js';
 import type { OpContext, PassReport, Recipe } from '../types.js';
-import { quantizeDynamic } from './quantize/dynamic.js';
-import { storeWeightsFp16 } from './quantize/fp16.js';
+import { runQuantize, type StepResult } from './quantize/index.js';
 
 export interface PipelineResult {
   model: OnnxModel;
@@ -11,35 +11,39 @@ export interface PipelineResult {
   warnings: string[];
 }
 
+export interface PipelineContext extends OpContext {
+  /** examples for steps that need data: calibration (static quantization), reconstruction (pruning) */
+  data?: DataSource;
+  /** the input model's file, for steps that run it in ONNX Runtime (calibration, reconstruction) */
+  modelPath?: string;
+  /** a scratch folder for intermediate files */
+  workDir?: string;
+}
+
+type Step = { name: string; run: (model: OnnxModel) => Promise<StepResult> };
+
 /**
- * Applies a recipe's steps in the fixed order (prune → lowrank → quantize) to a copy of the model.
- * Pure apart from reading external weight data; the input model is never modified.
+ * Applies a recipe's steps in the fixed order prune → lowrank → quantize to a copy of the model; the input model is
+ * never modified. Graph rewriting is pure; steps that need data (calibration, reconstruction) run ONNX Runtime in
+ * child processes through ctx.
  */
-export function applyRecipe(input: OnnxModel, recipe: Recipe, ctx: OpContext = {}): PipelineResult {
+export async function applyRecipe(input: OnnxModel, recipe: Recipe, ctx: PipelineContext = {}): Promise<PipelineResult> {
   const model = cloneModel(input);
+  const exclude = { excludeOps: recipe.exclude?.ops, excludeNodes: recipe.exclude?.nodes };
+  const steps: Step[] = [];
+  if (recipe.prune) throw new EdgetuneError('USAGE', 'recipe.prune: this edgetune version cannot prune yet; remove the step from the recipe');
+  if (recipe.lowrank) throw new EdgetuneError('USAGE', 'recipe.lowrank: this edgetune version cannot factorize yet; remove the step from the recipe');
+  const q = recipe.quantize;
+  if (q) steps.push({ name: `quantize (${q.mode})`, run: (m) => runQuantize(m, q, exclude, ctx) });
+
   const passes: PassReport[] = [];
   const warnings: string[] = [];
-  const exclude = { excludeOps: recipe.exclude?.ops, excludeNodes: recipe.exclude?.nodes };
-  const q = recipe.quantize;
-  const steps = q ? 1 : 0;
-  let done = 0;
-  const tick = (step: string) => ctx.onProgress?.({ step, pct: steps ? (100 * done++) / steps : 100 });
-
-  if (recipe.prune || recipe.lowrank) {
-    throw new EdgetuneError('USAGE', `recipe.${recipe.prune ? 'prune' : 'lowrank'}: this edgetune version cannot apply that step yet; remove it from the recipe`);
-  }
-  if (q) {
+  for (const [i, step] of steps.entries()) {
     throwIfAborted(ctx.signal, 'compress');
-    tick(`quantize (${q.mode})`);
-    if (q.mode === 'dynamic') {
-      if (q.bits !== undefined && q.bits !== 8) throw new RangeError(`recipe.quantize.bits: dynamic quantization is int8 only (got ${q.bits})`);
-      passes.push(quantizeDynamic(model, { ...exclude, perChannel: q.perChannel }));
-    } else if (q.mode === 'fp16' && !q.fullGraph) {
-      passes.push(storeWeightsFp16(model, exclude));
-      warnings.push('fp16 weights only halve the file on CPUs: ONNX Runtime casts them back to fp32 at load time, so expect no speed-up');
-    } else {
-      throw new EdgetuneError('USAGE', `recipe.quantize: mode "${q.mode}"${q.fullGraph ? ' with fullGraph' : ''} is not available in this edgetune version; use "dynamic" or "fp16"`);
-    }
+    ctx.onProgress?.({ step: step.name, pct: (100 * i) / steps.length });
+    const r = await step.run(model);
+    passes.push(...r.passes);
+    warnings.push(...r.warnings);
   }
   // Shapes recorded by the exporter may no longer hold after a rewrite; ORT re-infers them.
   if (passes.some((p) => p.changed.length > 0)) dropValueInfo(model.proto.graph!);

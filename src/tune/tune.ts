@@ -114,7 +114,7 @@ async function buildCandidateFiles(original: OnnxModel, inPath: string, candidat
       files.set('fp32', p);
       continue;
     }
-    const res = applyRecipe(original, c.recipe, { signal: ctx.signal });
+    const res = await applyRecipe(original, c.recipe, { signal: ctx.signal, modelPath: inPath });
     if (res.passes.every((p) => p.changed.length === 0)) continue;
     const p = join(work, `${c.quant}.onnx`);
     await saveModel(res.model, p);

