@@ -10,8 +10,11 @@ export type ErrorCode =
   | 'EXTERNAL_DATA'
   | 'COMPRESS_FIDELITY'
   | 'BENCH_FAILED'
+  | 'DATASET_NOT_FOUND'
+  | 'DATASET_CORRUPT'
   | 'CONFIG_INVALID'
   | 'JOB_INVALID'
+  | 'JOB_FAILED'
   | 'TARGET_INVALID'
   | 'USAGE'
   | 'CANCELED'
@@ -30,6 +33,7 @@ export class EdgetuneError extends Error {
 }
 
 export class ModelError extends EdgetuneError {}
+export class DatasetError extends EdgetuneError {}
 export class ConfigError extends EdgetuneError {
   constructor(message: string, readonly issues: string[] = []) {
     super('CONFIG_INVALID', message);

@@ -8,12 +8,8 @@ export interface Clock {
 
 export const systemClock: Clock = {
   now: () => Date.now(),
-  setTimeout: (fn, ms) => {
-    const h = setTimeout(fn, ms);
-    // A pending retry or job timeout must not keep a stopping process alive.
-    h.unref?.();
-    return h;
-  },
+  // Not unref'd: a daemon waiting to reconnect has nothing else keeping it alive. stop() clears what it set.
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
 };
 

@@ -1,0 +1,61 @@
+import type { Argv, CommandModule } from 'yargs';
+import { Agent, type AgentContext } from '../../agent/agent.js';
+import { loadConfig } from '../../agent/config.js';
+import { formatJobResult } from '../../agent/handlers.js';
+import { createLogger } from '../../agent/log.js';
+import { runOnce } from '../../agent/once.js';
+import type { TuneResult } from '../../types.js';
+import { printJson } from '../output.js';
+import { signalOnInterrupt } from '../progress.js';
+import { EXIT_BUDGET_NOT_MET } from './tune.js';
+
+interface Args { once: boolean; config?: string; broker?: string }
+
+export const agentCommand: CommandModule<object, Args> = {
+  command: 'agent',
+  describe: 'Run the device agent: take jobs over MQTT (starts an embedded broker when none is configured)',
+  builder: (y) => y
+    .option('once', { type: 'boolean', default: false, describe: 'run the default job from the config through MQTT, print its result, exit' })
+    .option('config', { alias: 'c', type: 'string', describe: 'config file (JSON) merged over config/default.json' })
+    .option('broker', { type: 'string', describe: 'broker URL, e.g. mqtt://host:1883 (overrides broker.url / EDGETUNE_BROKER_URL)' })
+    .epilogue('Every config field can also be set from the environment: EDGETUNE_BROKER_URL, EDGETUNE_FLEET, EDGETUNE_DEVICE_ID, EDGETUNE_STATE_DIR, …') as unknown as Argv<Args>,
+  handler: async (a) => {
+    const config = await loadConfig({ file: a.config, overrides: a.broker ? { broker: { url: a.broker } } : undefined });
+    const ctx: AgentContext = { config, log: createLogger() };
+    if (!a.once) {
+      await runDaemon(ctx);
+      return;
+    }
+    const { signal, dispose } = signalOnInterrupt();
+    try {
+      const out = await runOnce(ctx, { signal });
+      const table = await formatJobResult(out.job.type, out.result);
+      if (table) process.stdout.write(`${table}\npublished on ${out.base}/jobs/${out.job.id}/result\n`);
+      else printJson(out.result);
+      if (out.job.type === 'tune' && !(out.result as TuneResult).chosen) process.exitCode = EXIT_BUDGET_NOT_MET;
+    } finally {
+      dispose();
+    }
+  },
+};
+
+/** Runs until SIGTERM/SIGINT, then stops cleanly (running job canceled, retained offline, disconnect). */
+export async function runDaemon(ctx: AgentContext): Promise<void> {
+  const agent = new Agent(ctx);
+  const onSignal = (sig: NodeJS.Signals) => {
+    ctx.log.info(`${sig} received`);
+    void agent.stop(sig);
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  try {
+    await agent.start();
+    await agent.stopped;
+  } catch (e) {
+    await agent.stop('start failed');
+    throw e;
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  }
+}

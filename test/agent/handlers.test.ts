@@ -1,0 +1,86 @@
+import t from 'tap';
+import { existsSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { formatJobResult, realHandlers, resolveJobPath } from '../../src/agent/handlers.js';
+import { parseJob } from '../../src/agent/jobs.js';
+import { memoryLogger } from '../../src/agent/log.js';
+import { runOnce } from '../../src/agent/once.js';
+import type { TuneResult } from '../../src/types.js';
+import { packageRoot } from '../../src/util/paths.js';
+import { observe, startBroker, testConfig } from './helpers.js';
+
+const examples = join(packageRoot(), 'examples');
+const exampleModel = join(examples, 'fashion-mnist', 'model.onnx');
+const haveTune = existsSync(join(packageRoot(), 'src', 'tune', 'tune.ts')) && existsSync(exampleModel);
+
+t.test('job paths are confined to examples/ and stateDir', async (t) => {
+  const roots = { examples, stateDir: '/var/lib/edgetune' };
+  t.same(resolveJobPath('examples/fashion-mnist/model.onnx', roots), { ok: true, path: exampleModel });
+  t.same(resolveJobPath('models/m.onnx', roots), { ok: true, path: '/var/lib/edgetune/models/m.onnx' });
+  t.same(resolveJobPath('/var/lib/edgetune/x.onnx', roots), { ok: true, path: '/var/lib/edgetune/x.onnx' });
+  for (const bad of ['/etc/passwd', '../../etc/passwd', 'examples/../package.json', '/var/lib/edgetune-other/x.onnx', '/var/lib/edgetune/../x']) {
+    const r = resolveJobPath(bad, roots);
+    t.equal(r.ok, false, bad);
+    if (!r.ok) t.match(r.reason, /outside the folders jobs may use/);
+  }
+});
+
+t.test('a tune job pointing outside the allowed folders is REJECTED before it queues', async (t) => {
+  const handlers = realHandlers({ stateDir: t.testdir(), deviceId: 'd', log: memoryLogger(), profile: async () => undefined });
+  const r = parseJob(Buffer.from(JSON.stringify({ v: 1, id: 'x', type: 'tune', params: { model: '/etc/passwd', budgetMs: 5, output: '/tmp/o.onnx' } })), 'x', { maxPayloadBytes: 4096, handlers });
+  t.equal(r.ok, false);
+  if (!r.ok) {
+    t.match(r.reason, /^\/params\/model: '\/etc\/passwd' is outside/);
+    t.match(r.reason, /\/params\/output: '\/tmp\/o\.onnx' is outside/);
+  }
+  const ok = parseJob(Buffer.from(JSON.stringify({ v: 1, id: 'y', type: 'tune', params: { model: 'examples/fashion-mnist/model.onnx', budgetMs: 5 } })), 'y', { maxPayloadBytes: 4096, handlers });
+  t.match(ok, { ok: true, job: { params: { percentile: 90 } } }, 'percentile defaults to 90');
+  const bad = parseJob(Buffer.from(JSON.stringify({ v: 1, id: 'z', type: 'tune', params: { model: 'examples/a.onnx', budgetMs: 0, percentile: 80 } })), 'z', { maxPayloadBytes: 4096, handlers });
+  t.match(bad, { ok: false, reason: /\/params\/budgetMs: Expected number to be greater than 0.*\/params\/percentile/ });
+});
+
+t.test('a symlink in stateDir that leads elsewhere is refused when the job runs', async (t) => {
+  const dir = t.testdir({ elsewhere: { 'm.onnx': 'not a model' }, state: {} });
+  const inside = join(dir, 'state');
+  symlinkSync(join(dir, 'elsewhere', 'm.onnx'), join(inside, 'link.onnx'));
+  const handlers = realHandlers({ stateDir: inside, deviceId: 'd', log: memoryLogger(), profile: async () => undefined });
+  await t.rejects(handlers.tune.run({ model: 'link.onnx', budgetMs: 5, percentile: 90 }, {}), { code: 'JOB_INVALID', message: /\/params\/model: .* leads outside/ });
+});
+
+t.test('agent --once path: the real tune job on the bundled example, over the embedded broker', { skip: haveTune ? false : 'src/tune/tune.ts or examples/fashion-mnist/model.onnx not present yet' }, async (t) => {
+  const stateDir = t.testdir();
+  const config = await testConfig(stateDir, undefined); // no url: embedded broker on a free port
+  const log = memoryLogger();
+  const out = await runOnce({ config, log });
+  const started = log.lines.find((l) => /^no broker configured: started embedded MQTT broker on 127\.0\.0\.1:\d+$/.test(l.msg));
+  t.ok(started, 'says it started the embedded broker');
+  t.equal(out.status.state, 'SUCCEEDED');
+  const r = out.result as TuneResult;
+  t.match(r, { v: 1, device: { id: 'dev1' }, budget: { latencyMs: 5, percentile: 90 }, baseline: { latencyMs: { p90: Number } } });
+  t.ok(r.trials.length >= 2, 'several candidates measured');
+  t.equal(r.model.path, exampleModel);
+  if (r.chosen) t.ok(r.output?.startsWith(join(stateDir, 'tuned')), 'the chosen model goes to stateDir, not the package');
+  const table = await formatJobResult('tune', r);
+  t.match(table, /candidate[\s\S]*baseline fp32/);
+  t.equal(await formatJobResult('profile', {}), undefined);
+  t.ok(log.lines.some((l) => l.msg === 'agent stopped'), 'stopped cleanly');
+  t.ok(log.lines.some((l) => l.msg === 'job started' && l.type === 'tune'), 'the job went through the runner');
+});
+
+t.test('real profile job over MQTT returns the profile and refreshes the retained one', async (t) => {
+  const { url } = await startBroker(t);
+  const config = await testConfig(t.testdir(), url);
+  const { Agent } = await import('../../src/agent/agent.js');
+  const agent = new Agent({ config, log: memoryLogger() });
+  t.teardown(() => agent.stop());
+  await agent.start();
+  await agent.waitConnected();
+  const obs = await observe(t, url, 'edgetune/test/dev1/#');
+  await obs.client.publishAsync('edgetune/test/dev1/jobs/prof1', JSON.stringify({ v: 1, id: 'prof1', type: 'profile', params: {} }), { qos: 1 });
+  const res = await obs.waitFor((m) => m.topic === 'edgetune/test/dev1/jobs/prof1/result', 'profile result');
+  t.match(res.doc, { v: 1, arch: process.arch, cpu: { cores: Number }, runtime: { node: process.versions.node } });
+  await obs.waitFor((m) => m.topic === 'edgetune/test/dev1/jobs/prof1/status' && m.doc.state === 'SUCCEEDED', 'SUCCEEDED');
+  const fresh = await obs.waitFor((m) => m.topic === 'edgetune/test/dev1/profile' && !m.retain, 'profile republished live');
+  t.equal(fresh.doc.id, res.doc.id);
+  t.ok(obs.msgs.indexOf(fresh) > obs.msgs.indexOf(res), 'after the job result');
+});
