@@ -13,6 +13,8 @@ export interface CpuInfo {
   vendor?: string;
   model?: string;
   coreTypes: string[];
+  /** Core type of each CPU, indexed by its `processor` number (ARM only; holes for unknown parts). */
+  coreTypeByCpu: Array<string | undefined>;
   /** Features every listed CPU has. */
   isa: IsaFeature[];
   /** The `Model` line Raspberry Pi kernels append (the device-tree model). */
@@ -39,7 +41,7 @@ function splitRecords(text: string): { cpus: Fields[]; globals: Fields } {
     // Lower-case `processor` with a number starts a CPU; old 32-bit ARM kernels also print a global
     // `Processor : ARMv7 …` line, which must not count as one.
     if (key === 'processor' && /^\d+$/.test(value)) {
-      current = new Map();
+      current = new Map([['processor', value]]);
       cpus.push(current);
     } else if (key) {
       (current ?? globals).set(key, value);
@@ -58,7 +60,7 @@ function intersect(lists: string[][]): string[] {
 /** Parses /proc/cpuinfo text from x86 or ARM Linux. Never throws: odd input gives fewer fields and a note. */
 export function parseCpuinfo(text: string): CpuInfo {
   const { cpus, globals } = splitRecords(text);
-  const out: CpuInfo = { processors: cpus.length, coreTypes: [], isa: [], notes: [] };
+  const out: CpuInfo = { processors: cpus.length, coreTypes: [], coreTypeByCpu: [], isa: [], notes: [] };
   if (text.trim() === '') {
     out.notes.push('cpuinfo is empty');
     return out;
@@ -93,7 +95,12 @@ export function parseCpuinfo(text: string): CpuInfo {
     // `asimd`/`fp` are arm64 hwcap names; a 32-bit kernel says `neon`/`vfp` instead.
     if (withFeatures.length) out.arch = features.includes('asimd') || features.includes('fp') ? 'arm64' : 'arm';
     if (withFeatures.length < cpus.length) out.notes.push(`${cpus.length - withFeatures.length} of ${cpus.length} CPUs list no Features; ISA is from the rest`);
-    const names = cpus.map((c) => armCoreName(c.get('CPU implementer'), c.get('CPU part'))).filter((n): n is string => !!n);
+    const perCpu = cpus.map((c) => armCoreName(c.get('CPU implementer'), c.get('CPU part')));
+    cpus.forEach((c, i) => {
+      const n = Number(c.get('processor'));
+      if (Number.isInteger(n) && n >= 0 && n < 4096) out.coreTypeByCpu[n] = perCpu[i];
+    });
+    const names = perCpu.filter((n): n is string => !!n);
     out.coreTypes = [...new Set(names)];
     const vendors = [...new Set(cpus.map((c) => armImplementerName(c.get('CPU implementer'))).filter((n): n is string => !!n))];
     if (vendors.length) out.vendor = vendors.join(' + ');

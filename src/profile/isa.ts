@@ -39,3 +39,9 @@ export function normaliseIsa(family: 'x86' | 'arm', words: Iterable<string>): Is
   }
   return ISA_FEATURES.filter((f) => found.has(f));
 }
+
+/** True for a kernel flag name the tables above normalise (used to heal flags lscpu wrapped mid-word). */
+export function isIsaWord(word: string): boolean {
+  const w = word.toLowerCase();
+  return w in X86 || w in ARM;
+}

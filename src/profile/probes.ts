@@ -1,6 +1,8 @@
 import { access, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { clustersFromMaxFreqs, parseDeviceTreeModel, parseMilliCelsius, parseThrottled } from './sysfs.js';
+import { clustersFromMaxFreqs, parseDeviceTreeModel, parseMilliCelsius } from './sysfs.js';
+import { isThrottledNow, parseThrottleFlags } from './throttle.js';
+import type { ThrottleFlags } from './types.js';
 
 // File probes under a root folder (a fake tree in tests, '/' on a device). Each one fails soft: a file that
 // is missing or unreadable gives undefined and the caller writes the note.
@@ -72,8 +74,8 @@ export async function probeTemperature(root: string): Promise<number | undefined
   return (valid.find((z) => /cpu|x86_pkg|soc|tj-therm/i.test(z.type)) ?? valid[0])?.temp;
 }
 
-/** Raspberry Pi firmware throttling state; undefined on boards without that firmware interface. */
-export async function probeThrottled(root: string): Promise<boolean | undefined> {
+/** Raspberry Pi firmware throttling flags from sysfs; undefined on boards without that firmware interface. */
+export async function probeThrottleFlags(root: string): Promise<ThrottleFlags | undefined> {
   // Pi 4 and earlier expose it under soc/; the Pi 5 under soc@107c000000/ (an address-named node).
   const candidates = ['sys/devices/platform/soc/soc:firmware/get_throttled'];
   for (const dir of (await list(root, 'sys/devices/platform')).filter((d) => d.startsWith('soc@'))) {
@@ -83,9 +85,15 @@ export async function probeThrottled(root: string): Promise<boolean | undefined>
   }
   for (const rel of candidates) {
     const text = await readText(root, rel);
-    if (text !== undefined) return parseThrottled(text);
+    if (text !== undefined) return parseThrottleFlags(text, `/${rel}`);
   }
   return undefined;
+}
+
+/** Raspberry Pi firmware throttling state ("now" bits); undefined on boards without that firmware interface. */
+export async function probeThrottled(root: string): Promise<boolean | undefined> {
+  const f = await probeThrottleFlags(root);
+  return f === undefined ? undefined : isThrottledNow(f);
 }
 
 const ACCELERATOR_NODES: Array<[string, string]> = [

@@ -22,17 +22,24 @@ export function clustersFromMaxFreqs(kHzTexts: string[]): number[] {
   return out;
 }
 
-/** /proc/meminfo → MB. MemAvailable is absent before Linux 3.14; then availableMB stays undefined. */
-export function parseMeminfo(text: string): { totalMB?: number; availableMB?: number } {
+/**
+ * /proc/meminfo → MB. MemAvailable is absent before Linux 3.14; then availableMB stays undefined. Swap is
+ * reported as the kernel gives it (a 0 SwapTotal is a real "no swap", not an unknown).
+ */
+export function parseMeminfo(text: string): { totalMB?: number; availableMB?: number; swapTotalMB?: number; swapFreeMB?: number } {
   const kb = (key: string): number | undefined => {
     const m = new RegExp(`^${key}:\\s*(\\d+)\\s*kB`, 'm').exec(text);
     return m ? Number(m[1]) : undefined;
   };
   const total = kb('MemTotal');
   const avail = kb('MemAvailable');
+  const swapTotal = kb('SwapTotal');
+  const swapFree = kb('SwapFree');
   return {
     ...(total !== undefined && total > 0 ? { totalMB: Math.round(total / 1024) } : {}),
     ...(avail !== undefined ? { availableMB: Math.round(avail / 1024) } : {}),
+    ...(swapTotal !== undefined ? { swapTotalMB: Math.round(swapTotal / 1024) } : {}),
+    ...(swapFree !== undefined ? { swapFreeMB: Math.round(swapFree / 1024) } : {}),
   };
 }
 

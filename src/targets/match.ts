@@ -50,7 +50,8 @@ export function evaluateTarget(p: MatchInput, t: Target): TargetVerdict {
 /**
  * Picks the most specific target whose conditions all hold (a board match beats arch or ISA alone; ties go
  * to the first name alphabetically). When none holds, the target marked `fallbackFor` the profile's arch is
- * returned with `fallback: true` and a `warning:` reason: its defaults are the conservative ones.
+ * returned with `fallback: true` and a `warning:` reason: its defaults are the conservative ones. When the
+ * arch's generic target is the best match on its own merits, a `warning:` reason says the device is unknown.
  */
 export function matchTarget(profile: MatchInput, targets: Target[]): MatchedTarget {
   const sorted = [...targets].sort((a, b) => a.name.localeCompare(b.name));
@@ -63,6 +64,12 @@ export function matchTarget(profile: MatchInput, targets: Target[]): MatchedTarg
     if (tied.length) reasons.push(`tied on specificity with ${tied.join(', ')}; chose ${best.t.name} by name`);
     const lesser = rest.filter((x) => x.v.score < best.v.score).map((x) => x.t.name);
     if (lesser.length) reasons.push(`also matched, less specific: ${lesser.join(', ')}`);
+    // The arch's generic target matching on its own means no board or ISA target knows this device.
+    if ((best.t.fallbackFor as string[] | undefined)?.includes(profile.arch)) {
+      reasons.unshift(
+        `warning: this device is not a known board${profile.board ? ` ("${profile.board}")` : ''} and no more specific target fits; ${best.t.name} is the generic ${profile.arch} target with conservative defaults (add a target file for it to tune better)`,
+      );
+    }
     return { target: best.t, reasons, fallback: false };
   }
   const fb = verdicts.find((x) => (x.t.fallbackFor as string[] | undefined)?.includes(profile.arch));

@@ -16,6 +16,8 @@ const Isa = Type.Union(ISA_FEATURES.map((f) => Type.Literal(f)));
 /** Node's names for the architectures onnxruntime-node ships CPU binaries for (plus 32-bit arm, to say no). */
 export const TargetArchSchema = Type.Union([Type.Literal('x64'), Type.Literal('arm64'), Type.Literal('arm')]);
 
+const GraphOpt = Type.Union([Type.Literal('disabled'), Type.Literal('basic'), Type.Literal('extended'), Type.Literal('all')]);
+
 const Threads = Type.Union([Type.Integer({ minimum: 1, maximum: 256 }), Type.Literal('all')]);
 
 export const TargetMatchSchema = Type.Object(
@@ -37,22 +39,51 @@ export const TargetSchema = Type.Object(
     /** The arches for which this target is the last resort when nothing matches (see match.ts). */
     fallbackFor: Type.Optional(Type.Array(TargetArchSchema)),
     notes: Type.String(),
-    defaults: Type.Object({ threads: Threads }, { additionalProperties: false }),
+    defaults: Type.Object(
+      {
+        threads: Threads,
+        /** int8 activations: 'uint8' (U8S8) where the CPU's int8 kernels want it, 'int8' (S8S8) otherwise. */
+        activationType: Type.Optional(Type.Union([Type.Literal('int8'), Type.Literal('uint8')])),
+        /** 7-bit weights: x86 without VNNI saturates vpmaddubsw on full-range u8×s8 products. */
+        reduceRange: Type.Optional(Type.Boolean()),
+        perChannel: Type.Optional(Type.Boolean()),
+        /** MatMulNBits accuracy_level for weight-only models (4 = int8 compute, fast with dotprod/i8mm/VNNI). */
+        weightOnlyAccuracyLevel: Type.Optional(Type.Integer({ minimum: 0, maximum: 4 })),
+        graphOptimizationLevel: Type.Optional(GraphOpt),
+        spinning: Type.Optional(Type.Boolean()),
+      },
+      { additionalProperties: false },
+    ),
     space: Type.Object(
       {
-        /** Which weight formats are worth measuring here; fp16 is for size only on CPUs. */
+        /**
+         * Weight formats worth measuring here (src/tune/space.ts reads this list). fp16 means fp16 weight
+         * *storage*: compute stays fp32, so it buys size, not speed, on CPUs.
+         */
         quant: Type.Array(Type.Union([Type.Literal('fp32'), Type.Literal('dynamic'), Type.Literal('fp16')]), {
           minItems: 1,
           uniqueItems: true,
         }),
         threads: Type.Array(Threads, { minItems: 1, uniqueItems: true }),
+        /** Calibrated static int8 (QDQ) is worth trying (needs calibration data). */
+        staticInt8: Type.Optional(Type.Boolean()),
+        /** Weight-only bit widths worth trying (MatMulNBits); absent or [] = none. */
+        weightOnlyBits: Type.Optional(Type.Array(Type.Union([Type.Literal(4), Type.Literal(8)]), { uniqueItems: true })),
+        /** Channel-pruning ratios worth trying besides none (dense, so it speeds every CPU up). */
+        prune: Type.Optional(Type.Array(Type.Number({ exclusiveMinimum: 0, maximum: 0.95 }), { uniqueItems: true })),
+        /** Low-rank energies worth trying besides none. */
+        lowrankEnergy: Type.Optional(Type.Array(Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 1 }), { uniqueItems: true })),
+        graphOptimizationLevel: Type.Optional(Type.Array(GraphOpt, { minItems: 1, uniqueItems: true })),
+        spinning: Type.Optional(Type.Array(Type.Boolean(), { minItems: 1, uniqueItems: true })),
       },
       { additionalProperties: false },
     ),
     /**
      * Expectations the tuner may use to order trials. Known keys: `int8Gain` ('none' | 'low' | 'medium' |
      * 'high': what dynamic int8 is expected to buy over fp32 from the kernels this CPU gets), `fp16Compute`
-     * ('slower': fp16 weights run through Casts on the CPU EP), `cpuMaxMHz`, `cores`. Facts only, each sourced.
+     * ('slower': fp16 weights run through Casts on the CPU EP), `fp16ComputeSlowdown` (measured ×),
+     * `cpuMaxMHz`, `cores`, `fp32FlopsPerCycle` and `int8OpsPerCycle` (per core, peak; see priors.ts for the
+     * derived peak throughput). Facts only, each sourced; a fact not known is left out, never guessed.
      */
     priors: Type.Record(Type.String(), Type.Union([Type.Number(), Type.String()])),
     sources: Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }),

@@ -17,10 +17,11 @@ t.test('runProfile: profile, match and (with explain) every verdict, best first'
   t.ok(r.verdicts!.length >= 5);
   t.notOk(r.verdicts!.find((v) => v.name === 'raspberry-pi-5')!.matches);
   const text = formatProfile(r);
-  t.match(text, /^board\s+Raspberry Pi 4 Model B Rev 1\.5$/m);
+  t.match(text, /^board\s+Raspberry Pi 4 Model B Rev 1\.5 \(SoC BCM2711\)$/m);
+  t.match(text, /^clusters\s+4x Cortex-A72 @ 1800 MHz$/m);
   t.match(text, /^cpu\s+Cortex-A72 \(ARM\), 4 cores, max 1800 MHz$/m);
   t.match(text, /^target\s+raspberry-pi-4$/m);
-  t.match(text, /^memory\s+unknown total, unknown available$/m);
+  t.match(text, /^memory\s+unknown total, unknown available, swap unknown$/m);
   t.match(text, /why:\n  raspberry-pi-4: arch arm64 is one of \[arm64\]; board "Raspberry Pi 4 Model B Rev 1\.5" contains "Raspberry Pi 4"/);
   t.match(text, /raspberry-pi-5\s+no\s+-\s+board "Raspberry Pi 4 Model B Rev 1\.5" contains none of/);
 });
@@ -64,4 +65,21 @@ t.test('`edgetune profile --json --root` prints a parseable report on stdout', a
   t.equal(r.match.target.name, 'jetson-orin-nano');
   t.equal(r.match.fallback, false);
   t.equal(r.verdicts, undefined);
+});
+
+t.test('the Jetson Nano recording: power mode, L4T, TensorRT and the power-mode note in the summary', async (t) => {
+  const text = formatProfile(await runProfile({ root: join(fixtures, 'jetson-nano') }));
+  t.match(text, /^board\s+NVIDIA Jetson Nano Developer Kit \(SoC Tegra210\), Jetson Linux 32\.7\.6$/m);
+  t.match(text, /^thermal\s+40\.5 °C, throttling unknown, power mode 5W \(id 1\)$/m);
+  t.match(text, /^accelerators\s+nvidia-jetson-gpu, tensorrt 8\.2\.1 \(not used: CPU build\)$/m);
+  t.match(text, /^ {2}try\s+quant fp32, dynamic, fp16, weight-only-4; threads 2, 3, 4 \(default 4\)$/m);
+});
+
+t.test('an unknown arm64 board on the generic target says so, with a warning, even without --explain', async (t) => {
+  const root = t.testdir({ proc: { cpuinfo: 'processor\t: 0\nFeatures\t: fp asimd evtstrm\nCPU implementer\t: 0x41\nCPU part\t: 0xd03\n', 'device-tree': { model: 'Pine64 RockPro64 v2.1\0' } } });
+  const r = await runProfile({ root });
+  t.equal(r.match?.target.name, 'generic-arm64');
+  t.equal(r.match?.fallback, false, 'its conditions held');
+  const text = formatProfile(r);
+  t.match(text, /why:\n  warning: this device is not a known board \("Pine64 RockPro64 v2\.1"\)/);
 });

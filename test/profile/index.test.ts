@@ -1,4 +1,5 @@
 import t from 'tap';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { profileDevice } from '../../src/profile/index.js';
 import { loadTargets } from '../../src/targets/load.js';
@@ -12,9 +13,9 @@ const expected: Array<[device: string, target: string, facts: { cores: number; c
   ['raspberry-pi-4', 'raspberry-pi-4', { cores: 4, clustersMHz: [1800], coreType: 'Cortex-A72' }],
   ['raspberry-pi-5', 'raspberry-pi-5', { cores: 4, clustersMHz: [2400], coreType: 'Cortex-A76' }],
   ['jetson-nano', 'jetson-nano', { cores: 4, clustersMHz: [1479], coreType: 'Cortex-A57' }],
-  ['jetson-orin-nano', 'jetson-orin-nano', { cores: 6, clustersMHz: [1510], coreType: 'Cortex-A78AE' }],
+  ['jetson-orin-nano', 'jetson-orin-nano', { cores: 6, clustersMHz: [1728], coreType: 'Cortex-A78AE' }],
   ['x86-vnni', 'x86_64-vnni', { cores: 2, clustersMHz: [] }],
-  ['x86-skylake-x', 'generic-x86_64', { cores: 1, clustersMHz: [] }],
+  ['x86-skylake-x', 'x86_64-avx2', { cores: 1, clustersMHz: [] }],
 ];
 
 for (const [device, target, facts] of expected) {
@@ -25,6 +26,8 @@ for (const [device, target, facts] of expected) {
     t.same(p.cpu.clustersMHz, facts.clustersMHz);
     if (facts.coreType) t.same(p.cpu.coreTypes, [facts.coreType]);
     t.same(p.runtime.providers, ['cpu']);
+    t.ok(p.costMs < 2000, `profile took ${p.costMs} ms`);
+    if (facts.coreType) t.same(p.cpu.clusters, [{ cpus: Array.from({ length: facts.cores }, (_, i) => i), coreType: facts.coreType, maxMHz: facts.clustersMHz[0] }]);
     t.equal(p.runtime.node, process.versions.node);
     const m = matchTarget(p, targets);
     t.equal(m.target.name, target, m.reasons.join(' | '));
@@ -138,4 +141,62 @@ t.test('this machine, live: x64, cores, memory, an x86_64 target', { skip: liveS
     t.match(p.id, /^[msh]-/);
     t.match(matchTarget(p, targets).target.name, /x86_64/);
   }
+});
+
+t.test('the vendor-tool recordings drive the profile: SoC, L4T, power mode, throttling, caches, TensorRT', async (t) => {
+  const pi3 = await profileDevice({ root: join(fixtures, 'raspberry-pi-3') });
+  t.equal(pi3.soc, 'BCM2837');
+  t.equal(pi3.thermal.throttled, true, 'vcgencmd 0x80008 (soft temperature limit now) beats the sysfs 0');
+  t.equal(pi3.thermal.throttleFlags?.source, 'vcgencmd get_throttled');
+  t.match(pi3.notes.join('\n'), /get_throttled says 0x0 but vcgencmd says 0x80008; using vcgencmd/);
+  const pi5 = await profileDevice({ root: join(fixtures, 'raspberry-pi-5') });
+  t.same(pi5.cpu.caches.map((c) => [c.level, c.sizeKB, c.instances]), [[1, 64, 4], [1, 64, 4], [2, 512, 4], [3, 2048, 1]]);
+  t.match(pi5.notes.join('\n'), /cache sizes from lscpu/);
+  const nano = await profileDevice({ root: join(fixtures, 'jetson-nano') });
+  t.equal(nano.l4t, '32.7.6');
+  t.same(nano.thermal.powerMode, { name: '5W', id: 1 });
+  t.equal(nano.thermal.tempC, 40.5, 'zones without readable temps: tegrastats CPU@40.5C');
+  t.equal(nano.thermal.zones.length, 6);
+  t.same(nano.acceleratorDetails.map((a) => [a.name, a.version]), [['nvidia-jetson-gpu', undefined], ['tensorrt', '8.2.1']]);
+  t.same(nano.accelerators, ['nvidia-jetson-gpu', 'tensorrt']);
+  const orin = await profileDevice({ root: join(fixtures, 'jetson-orin-nano') });
+  t.equal(orin.soc, 'Tegra234');
+  t.equal(orin.l4t, '36.4.3');
+  t.equal(orin.thermal.tempC, 44.156);
+  t.equal(orin.acceleratorDetails.find((a) => a.name === 'tensorrt')?.version, '10.3.0');
+  t.match(orin.notes.join('\n'), /Jetson power mode unknown/);
+  const vm = await profileDevice({ root: join(fixtures, 'x86-vnni') });
+  t.same(vm.cpu.caches.map((c) => [c.level, c.type, c.sizeKB, c.instances, c.sharedBy]), [[1, 'data', 48, 2, 1], [1, 'instruction', 32, 2, 1], [2, 'unified', 2048, 2, 1], [3, 'unified', 266240, 1, 2]]);
+  t.equal(vm.memory.swapTotalMB, 0, 'no swap is a real 0 from meminfo');
+});
+
+t.test('malformed vendor files and tool outputs fail soft', async (t) => {
+  const root = t.testdir({
+    proc: { cpuinfo: 'processor\t: 0\nFeatures\t: fp asimd\nCPU implementer\t: 0x41\nCPU part\t: 0xd08\n', 'device-tree': { model: 'Raspberry Pi 4 Model B Rev 1.4\0', compatible: 'garbage' } },
+    etc: { nv_tegra_release: 'nothing useful\n' },
+    cmd: { 'vcgencmd-get_throttled.txt': 'VCHI initialization failed\n', 'lscpu.txt': '' },
+  });
+  const p = await profileDevice({ root });
+  t.equal(p.soc, undefined);
+  t.equal(p.l4t, undefined);
+  t.equal(p.thermal.throttled, undefined);
+  const notes = p.notes.join('\n');
+  t.match(notes, /nv_tegra_release exists but has no/);
+  t.match(notes, /vcgencmd get_throttled printed "VCHI initialization failed", not a hex value/);
+  t.match(notes, /lscpu output is empty/);
+  t.equal(matchTarget(p, targets).target.name, 'raspberry-pi-4');
+  const quiet = await profileDevice({ root, commands: 'none' });
+  t.notMatch(quiet.notes.join('\n'), /vcgencmd|lscpu output/, "commands: 'none' asks no tool");
+});
+
+const cacheSkip = liveSkip || (!existsSync('/sys/devices/system/cpu/cpu0/cache') && 'no sysfs cache entries here');
+t.test('this machine, live: caches, disk, providers and the 2 s budget', { skip: cacheSkip }, async (t) => {
+  const dir = t.testdir({});
+  const p = await profileDevice({ stateDir: dir, skipSystemInformation: true });
+  t.ok(p.cpu.caches.some((c) => c.level === 1 && c.type === 'data' && c.sizeKB > 0));
+  t.equal(p.disk?.path, dir);
+  t.ok(p.disk!.totalMB > 0);
+  t.ok(p.runtime.providerDetails?.some((x) => x.name === 'cpu' && x.bundled), 'onnxruntime-node lists its CPU provider');
+  t.same(p.runtime.providers, ['cpu']);
+  t.ok(p.costMs < 2000, `took ${p.costMs} ms`);
 });

@@ -38,7 +38,7 @@ t.test('an unknown board falls to the ISA target, then the generic one', async (
   const a53 = matchTarget(dev('arm64', ['neon'], 'Pine64 RockPro64'), targets);
   t.equal(a53.target.name, 'generic-arm64');
   t.equal(a53.fallback, false);
-  t.equal(matchTarget(dev('x64', ['sse4_2', 'avx', 'avx2', 'fma', 'avx512']), targets).target.name, 'generic-x86_64');
+  t.equal(matchTarget(dev('x64', ['sse4_2', 'avx', 'avx2', 'fma', 'avx512']), targets).target.name, 'x86_64-avx2');
   t.equal(matchTarget(dev('x64', ['sse4_2', 'avx2', 'vnni']), targets).target.name, 'x86_64-vnni');
 });
 
