@@ -41,6 +41,18 @@ if [ ! -x "$root/usr/bin/node" ]; then
 fi
 
 run_arm64() { qemu-aarch64-static -L "$root" "$root/usr/bin/node" "$@"; }
+# qemu-user passes the host's x86 /proc/cpuinfo through to the guest, and onnxruntime's CPU detection (the cpuinfo
+# library) crashes on it (SIGSEGV at load). Inside a private mount namespace we bind a recorded Raspberry Pi 5
+# /proc/cpuinfo (test/fixtures/profile/raspberry-pi-5, see its SOURCE.md) over it, so the guest sees an ARM CPU.
+arm_cpuinfo="$PWD/test/fixtures/profile/raspberry-pi-5/proc/cpuinfo"
+run_arm64_armproc() {
+  if command -v unshare >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && [ -f "$arm_cpuinfo" ]; then
+    unshare -m bash -c 'mount --bind "$0" /proc/cpuinfo && shift && exec qemu-aarch64-static -L "$1" "$1/usr/bin/node" "${@:2}"' "$arm_cpuinfo" _ "$root" "$@"
+  else
+    echo "(no private mount namespace here: the guest sees the host's x86 /proc/cpuinfo)"
+    run_arm64 "$@"
+  fi
+}
 echo "== arm64 node: $(run_arm64 -p 'process.arch + " " + process.version' 2>&1)"
 
 echo "== preparing the tiny model and the Node 18 profile bundle (host side)"
@@ -53,6 +65,6 @@ failed=0
 echo "== profile (ARM probes) under qemu-aarch64"
 run_arm64 scripts/arm64-smoke.mjs - "$PWD/$cache/profile.mjs" 2>&1 || failed=1
 echo "== onnxruntime-node arm64 binary: load and run the tiny model under qemu-aarch64"
-run_arm64 scripts/arm64-smoke.mjs "$PWD/$cache/tiny.onnx" - 2>&1 || { status=$?; failed=1; echo "onnxruntime-node arm64: FAILED (exit $status$([ $status -ge 128 ] && echo ", killed by signal $((status - 128))"))"; }
+run_arm64_armproc scripts/arm64-smoke.mjs "$PWD/$cache/tiny.onnx" - 2>&1 || { status=$?; failed=1; echo "onnxruntime-node arm64: FAILED (exit $status$([ $status -ge 128 ] && echo ", killed by signal $((status - 128))"))"; }
 if [ $failed -ne 0 ]; then echo "arm64 cross-check: FAILED"; exit 1; fi
 echo "arm64 cross-check: passed"
