@@ -8,6 +8,8 @@ import type { OnnxModel } from '../../onnx/model.js';
 import type { PassReport } from '../../types.js';
 import { hasNonFinite, quantizeSymmetricInt8, transpose } from './weights.js';
 import { opsetVersion, type PassOptions } from '../pass.js';
+import { overrideFor } from './overrides.js';
+import type { QuantizeStep } from '../../schema/recipe.js';
 
 /**
  * Dynamic int8 quantization of MatMul and Gemm with a constant 2-D weight, the ONNX Runtime way:
@@ -15,7 +17,7 @@ import { opsetVersion, type PassOptions } from '../pass.js';
  * ORT fuses that chain into DynamicQuantizeMatMul, which is where the speed comes from.
  * Activations are quantized at run time, so no calibration data is needed.
  */
-export function quantizeDynamic(model: OnnxModel, opts: PassOptions & { perChannel?: boolean }): PassReport {
+export function quantizeDynamic(model: OnnxModel, opts: PassOptions & { perChannel?: boolean } & Pick<QuantizeStep, 'overrides' | 'opOverrides'>): PassReport {
   const report: PassReport = { pass: 'quantize-dynamic', changed: [], skipped: [] };
   const g = model.proto.graph!;
   // DynamicQuantizeLinear/MatMulInteger exist from opset 10. Older models (PaddleOCR exports are opset 9) get ONNX
@@ -32,6 +34,9 @@ export function quantizeDynamic(model: OnnxModel, opts: PassOptions & { perChann
     const name = node.name || node.output[0];
     const skip = (why: string) => report.skipped.push({ node: name, op: node.opType, why });
     if (opts.excludeOps?.includes(node.opType) || opts.excludeNodes?.includes(name)) { skip('excluded by the recipe'); continue; }
+    const ov = overrideFor(opts, node);
+    if (ov.skip) { skip(ov.why!); continue; }
+    if (ov.bits !== undefined && ov.bits !== 8) { skip(`${ov.why}, but dynamic quantization is int8 only: kept fp32`); continue; }
     const [a, b, c] = node.input;
     const wInfo = idx.constantTensor(b);
     if (!wInfo) { skip(`weight "${b}" is not a constant (initializer or Constant node): dynamic weights stay fp32`); continue; }
