@@ -1,14 +1,22 @@
-// The job types this device runs for a controller: `profile` and `tune`. Tuning runs its measurements in child
-// processes (src/measure), so nothing here puts ONNX Runtime on the agent's event loop. The heavy modules are
-// imported on first use so that an agent that never tunes never loads them.
-import { mkdir, realpath } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+// The job types this device runs for a controller. The work itself (profiling, compressing, benchmarking, tuning,
+// checking a model) runs in a child process (work/worker.ts), so nothing here puts graph rewriting or ONNX Runtime
+// on the agent's event loop. Handlers only validate parameters, confine paths and compose.
+import { mkdir } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
-import { JobError } from '../errors.js';
-import type { DeviceProfile, TuneResult } from '../types.js';
+import type { DeviceProfile, OpContext, TuneResult } from '../types.js';
+import { RecipeSchema } from '../schema/recipe.js';
 import { packageRoot } from '../util/paths.js';
+import { deployHandlers, type DeployDeps } from './deploy/deploy.js';
 import type { HandlerMap } from './jobs.js';
 import type { Logger } from './log.js';
+import { confineReal, jobPath, pathIssues, type AllowedRoots } from './paths.js';
+import { configHandler, type ConfigJobDeps } from './remote-config.js';
+import { runTask, type Work } from './work/worker.js';
+import type { BenchTaskArgs, CompressTaskArgs, TuneTaskArgs } from './work/tasks.js';
+import type { TaskName } from './work/protocol.js';
+
+export { resolveJobPath, type AllowedRoots } from './paths.js';
 
 export interface HandlerDeps {
   stateDir: string;
@@ -18,6 +26,14 @@ export interface HandlerDeps {
   profile: () => Promise<DeviceProfile | undefined>;
   /** Folder of bundled example models; defaults to <package>/examples. */
   examplesDir?: string;
+  /** Runs heavy work; default: a child process per task. */
+  work?: Work;
+  /** How long a work process may take to stop after a cancel. */
+  graceMs?: number;
+  /** Model store and friends; without them there are no deploy and rollback jobs. */
+  deploy?: Omit<DeployDeps, 'roots' | 'log' | 'work'>;
+  /** Without it there is no config job. */
+  config?: ConfigJobDeps;
 }
 
 export const ProfileParamsSchema = Type.Object({}, { additionalProperties: false });
@@ -34,108 +50,81 @@ export const TuneParamsSchema = Type.Object(
 );
 export type TuneParams = Static<typeof TuneParamsSchema>;
 
-export interface AllowedRoots {
-  examples: string;
-  stateDir: string;
-}
+export const CompressParamsSchema = Type.Object(
+  {
+    model: Type.String({ minLength: 1 }),
+    recipe: RecipeSchema,
+    output: Type.Optional(Type.String({ minLength: 1, description: 'default <stateDir>/compressed/<model>.<sha8>.onnx' })),
+    minCosine: Type.Optional(Type.Number({ minimum: -1, maximum: 1 })),
+    force: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+type CompressParams = Static<typeof CompressParamsSchema>;
 
-/**
- * Where a remote job may point: the package's examples/ folder and the agent's stateDir, nothing else, so a
- * controller (or whoever can publish to the job topic) cannot read or overwrite arbitrary files. Relative paths
- * starting with `examples/` mean the bundled examples; any other relative path is under stateDir.
- */
-export function resolveJobPath(p: string, roots: AllowedRoots): { ok: true; path: string } | { ok: false; reason: string } {
-  const norm = p.replace(/\\/g, '/');
-  const abs = isAbsolute(p) ? resolve(p) : norm.startsWith('examples/') ? resolve(dirname(roots.examples), norm) : resolve(roots.stateDir, p);
-  if (within(roots.examples, abs) || within(roots.stateDir, abs)) return { ok: true, path: abs };
-  return { ok: false, reason: `'${p}' is outside the folders jobs may use (${roots.examples}, ${roots.stateDir})` };
-}
-
-function within(root: string, p: string): boolean {
-  const rel = relative(resolve(root), p);
-  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel) && rel.split(sep)[0] !== '..');
-}
-
-/** The same rule after following symlinks, for a path that exists (or whose parent exists, for outputs). */
-async function confineReal(path: string, roots: AllowedRoots, field: string, existing: boolean): Promise<string> {
-  const real = async (p: string) => realpath(p).catch(() => resolve(p));
-  const target = existing ? await real(path) : join(await real(dirname(path)), basename(path));
-  const realRoots = { examples: await real(roots.examples), stateDir: await real(roots.stateDir) };
-  if (within(realRoots.examples, target) || within(realRoots.stateDir, target)) return path;
-  throw new JobError(`/params/${field}: '${path}' leads outside the folders jobs may use (through a symlink)`);
-}
+/** `bench`: measure `model` (with `recipe` applied first, when given) → a Measurement (the fleet's contract). */
+export const BenchParamsSchema = Type.Object(
+  { model: Type.String({ minLength: 1 }), recipe: Type.Optional(RecipeSchema), maxS: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 600 })) },
+  { additionalProperties: false },
+);
+type BenchParams = Static<typeof BenchParamsSchema>;
 
 export function realHandlers(deps: HandlerDeps): HandlerMap {
   const roots: AllowedRoots = { examples: deps.examplesDir ?? join(packageRoot(), 'examples'), stateDir: deps.stateDir };
-  return {
+  const work = deps.work ?? runTask;
+  const opts = { graceMs: deps.graceMs };
+  const handlers: HandlerMap = {
     profile: {
       params: ProfileParamsSchema,
-      run: async () => {
-        const { profileDevice } = await import('../profile/index.js');
-        return profileDevice();
-      },
+      run: (_p, ctx) => work('profile', { stateDir: deps.stateDir }, ctx, opts),
     },
     tune: {
       params: TuneParamsSchema,
-      validate: (params) => {
-        const p = params as TuneParams;
-        const issues: string[] = [];
-        const m = resolveJobPath(p.model, roots);
-        if (!m.ok) issues.push(`/params/model: ${m.reason}`);
-        if (p.output !== undefined) {
-          const o = resolveJobPath(p.output, roots);
-          if (!o.ok) issues.push(`/params/output: ${o.reason}`);
-        }
-        return issues;
-      },
+      validate: (params) => pathIssues({ model: (params as TuneParams).model, output: (params as TuneParams).output }, roots),
       run: async (params, ctx) => {
         const p = params as TuneParams;
-        const model = await confineReal(unwrap(resolveJobPath(p.model, roots), 'model'), roots, 'model', true);
-        const output = p.output !== undefined
-          ? unwrap(resolveJobPath(p.output, roots), 'output')
-          : join(deps.stateDir, 'tuned', `${basename(model, '.onnx')}.tuned.onnx`);
+        const model = await confineReal(jobPath(p.model, roots, 'model'), roots, 'model', true);
+        const output = p.output !== undefined ? jobPath(p.output, roots, 'output') : join(deps.stateDir, 'tuned', `${basename(model, '.onnx')}.tuned.onnx`);
         await mkdir(dirname(output), { recursive: true });
         await confineReal(output, roots, 'output', false);
-        const target = await matchedTarget(deps);
-        const { tune } = await import('../tune/tune.js');
-        return tune(
-          {
-            model,
-            budgetMs: p.budgetMs,
-            percentile: p.percentile,
-            ...(p.memoryMB !== undefined ? { memoryMB: p.memoryMB } : {}),
-            output,
-            device: { id: deps.deviceId, target: target?.name ?? 'unknown' },
-            ...(target ? { space: target.space } : {}),
-          },
-          ctx,
-        );
+        const profile = await deps.profile();
+        if (!profile) deps.log.warn('no device profile; tuning with the default search space');
+        const args: TuneTaskArgs = {
+          model, output, budgetMs: p.budgetMs, percentile: p.percentile, device: { id: deps.deviceId },
+          ...(p.memoryMB !== undefined ? { memoryMB: p.memoryMB } : {}), ...(profile ? { profile } : {}),
+        };
+        return work('tune', args, ctx, opts);
+      },
+    },
+    compress: {
+      params: CompressParamsSchema,
+      validate: (params) => pathIssues({ model: (params as CompressParams).model, output: (params as CompressParams).output }, roots),
+      run: async (params, ctx) => {
+        const p = params as CompressParams;
+        const input = await confineReal(jobPath(p.model, roots, 'model'), roots, 'model', true);
+        const output = p.output !== undefined ? jobPath(p.output, roots, 'output') : join(deps.stateDir, 'compressed', `${basename(input, '.onnx')}.${ctx.jobId ?? 'out'}.onnx`);
+        await mkdir(dirname(output), { recursive: true });
+        await confineReal(output, roots, 'output', false);
+        const args: CompressTaskArgs = { input, output, recipe: p.recipe, ...(p.minCosine !== undefined ? { minCosine: p.minCosine } : {}), ...(p.force ? { force: true } : {}) };
+        return work('compress', args, ctx, opts);
+      },
+    },
+    bench: {
+      params: BenchParamsSchema,
+      validate: (params) => pathIssues({ model: (params as BenchParams).model }, roots),
+      run: async (params, ctx) => {
+        const p = params as BenchParams;
+        const model = await confineReal(jobPath(p.model, roots, 'model'), roots, 'model', true);
+        const workDir = join(deps.stateDir, 'work');
+        await mkdir(workDir, { recursive: true });
+        const args: BenchTaskArgs = { model, workDir, ...(p.recipe ? { recipe: p.recipe } : {}), ...(p.maxS ? { maxMs: p.maxS * 1000 } : {}) };
+        return work('bench', args, ctx, opts);
       },
     },
   };
-}
-
-function unwrap(r: ReturnType<typeof resolveJobPath>, field: string): string {
-  if (!r.ok) throw new JobError(`/params/${field}: ${r.reason}`);
-  return r.path;
-}
-
-/** The target matching this device, or undefined (with a log line saying why) so tuning still runs. */
-async function matchedTarget(deps: HandlerDeps) {
-  const profile = await deps.profile();
-  if (!profile) {
-    deps.log.warn('no device profile; tuning with the default search space');
-    return undefined;
-  }
-  try {
-    const [{ loadTargets }, { matchTarget }] = await Promise.all([import('../targets/load.js'), import('../targets/match.js')]);
-    const m = matchTarget(profile, await loadTargets());
-    deps.log.info(`tuning for target ${m.target.name}`, { reasons: m.reasons });
-    return m.target;
-  } catch (e) {
-    deps.log.warn('no hardware target matched; tuning with the default search space', { error: (e as Error).message });
-    return undefined;
-  }
+  if (deps.deploy) Object.assign(handlers, deployHandlers({ ...deps.deploy, roots, log: deps.log, work: <T,>(t: TaskName, a: unknown, c?: OpContext) => work<T>(t, a, c, opts) }));
+  if (deps.config) handlers.config = configHandler(deps.config);
+  return handlers;
 }
 
 /** The human rendering of a job's result, when there is one (the tune table); undefined means print JSON. */

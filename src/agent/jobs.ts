@@ -38,8 +38,15 @@ export interface JobStatus {
   ts: string;
 }
 
+/** What a handler gets besides its params: the job's signal and progress callback, and which job and run it is. */
+export interface JobContext extends OpContext {
+  jobId?: string;
+  /** 1 on the first run, 2 when the agent died under the first, … */
+  attempt?: number;
+}
+
 /** Runs one job type. Must honour ctx.signal: a timeout or cancel aborts it. */
-export type JobHandler = (params: unknown, ctx: OpContext) => Promise<unknown>;
+export type JobHandler = (params: unknown, ctx: JobContext) => Promise<unknown>;
 
 export interface HandlerSpec {
   /** Validates (and fills defaults of) `params` before the job is accepted. */
@@ -47,6 +54,13 @@ export interface HandlerSpec {
   /** Checks the schema cannot express (e.g. allowed folders); each issue is `path: message`. Runs before QUEUED. */
   validate?: (params: unknown) => string[];
   run: JobHandler;
+  /** Runs at once, beside the heavy job (cancel, config); default false: heavy jobs run one at a time. */
+  light?: boolean;
+  /**
+   * May run again after the agent died under it (the handler is idempotent: outputs written atomically, downloads
+   * resumed); default true. False: such a job ends FAILED after a restart.
+   */
+  resumable?: boolean;
 }
 export type HandlerMap = Record<string, HandlerSpec>;
 
@@ -80,15 +94,40 @@ export function parseJob(
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
     return { ok: false, id, reason: '/: a job must be a JSON object {v, id, type, params, timeoutS?}' };
   }
+  // Schema checks recurse: a hostile document nested thousands deep would overflow the stack.
+  const deep = deeperThan(doc, MAX_DEPTH);
+  if (deep) return { ok: false, id, reason: `${deep}: nested deeper than ${MAX_DEPTH} levels` };
+  try {
+    return checkJob(doc, id, topicId, opts.handlers);
+  } catch (e) {
+    return { ok: false, id, reason: `/: cannot be checked (${errorMessage(e)})` };
+  }
+}
+
+const MAX_DEPTH = 32;
+
+/** The path of the first value nested deeper than `max`, without recursion; undefined when none is. */
+export function deeperThan(doc: unknown, max: number): string | undefined {
+  const stack: Array<[unknown, string, number]> = [[doc, '', 0]];
+  while (stack.length) {
+    const [v, path, depth] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth >= max) return path || '/';
+    for (const [k, child] of Object.entries(v)) stack.push([child, `${path}/${k}`, depth + 1]);
+  }
+  return undefined;
+}
+
+function checkJob(doc: object, id: string | undefined, topicId: string | undefined, handlers: HandlerMap): ParsedJob {
   const parsed = parseWithSchema(JobDocSchema, doc);
   if (!parsed.ok) return { ok: false, id, reason: firstPerPath(parsed.errors).join('; ') };
   const job = parsed.value;
   if (topicId !== undefined && job.id !== topicId) {
     return { ok: false, id, reason: `/id: '${job.id}' differs from the id in the topic ('${topicId}')` };
   }
-  const spec = job.type === 'cancel' ? { params: CancelParamsSchema } : opts.handlers[job.type];
+  const spec = job.type === 'cancel' ? { params: CancelParamsSchema } : handlers[job.type];
   if (!spec) {
-    const known = ['cancel', ...Object.keys(opts.handlers)].sort().join(', ');
+    const known = ['cancel', ...Object.keys(handlers)].sort().join(', ');
     return { ok: false, id, reason: `/type: unknown job type '${job.type}' (this device runs: ${known})` };
   }
   const params = parseWithSchema(spec.params, job.params);

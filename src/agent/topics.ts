@@ -16,6 +16,10 @@ export const topics = {
   job: (base: string, id: string) => `${base}/jobs/${id}`,
   jobStatus: (base: string, id: string) => `${base}/jobs/${id}/status`,
   jobResult: (base: string, id: string) => `${base}/jobs/${id}/result`,
+  health: (base: string) => `${base}/health`,
+  deployed: (base: string) => `${base}/deployed`,
+  /** Chunks of a model sent over MQTT (controller → device), raw bytes, index from 0. */
+  transferChunk: (base: string, transferId: string, index: number) => `${base}/transfer/${transferId}/${index}`,
 };
 
 /** The filters a device takes jobs from: its own, the whole fleet's, and each of its groups'. */

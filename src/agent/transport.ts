@@ -26,6 +26,18 @@ export interface TransportOptions {
   /** 0..1; the jitter source (tests pass a fixed one). */
   random?: () => number;
   connectTimeoutMs?: number;
+  /** TLS material for mqtts:// (mutual TLS when cert and key are given). */
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer; rejectUnauthorized?: boolean; servername?: string };
+  /**
+   * Handles every incoming message before it is acknowledged: a QoS 1 message gets its PUBACK only once the
+   * returned promise settles, so what the handler persisted is never lost to a crash (the broker redelivers).
+   * The 'message' event still fires for other listeners.
+   */
+  onMessage?: (topic: string, payload: Buffer, packet: IPublishPacket) => Promise<unknown>;
+  /** MQTT 5: how long the broker keeps the session after a disconnect (MQTT 5 drops it at once by default). */
+  sessionExpiryS?: number;
+  /** MQTT 5: the largest packet the broker may send us. */
+  maximumPacketBytes?: number;
 }
 
 export interface PublishOptions {
@@ -105,8 +117,28 @@ export class Transport {
       queueQoSZero: false, // stale progress is worthless after an outage
       connectTimeout: o.connectTimeoutMs ?? 30_000,
       will: this.willPacket(),
+      ...(o.tls ?? {}),
     };
+    if (o.protocolVersion === 5) {
+      options.properties = {
+        sessionExpiryInterval: o.sessionExpiryS ?? 7 * 24 * 3600,
+        ...(o.maximumPacketBytes ? { maximumPacketSize: o.maximumPacketBytes } : {}),
+      };
+    }
     const client = connect(o.url, options);
+    if (o.onMessage) {
+      const handle = o.onMessage;
+      client.handleMessage = (packet, callback) => {
+        handle(packet.topic, packet.payload as Buffer, packet).then(
+          () => callback(),
+          (e) => {
+            // Acknowledged anyway: a message that breaks the handler would break it again on every redelivery.
+            o.log.error('incoming message handler failed', { topic: packet.topic, error: errorMessage(e) });
+            callback();
+          },
+        );
+      };
+    }
     this.client = client;
     client.on('connect', () => void this.onConnect());
     client.on('close', () => this.onClose());

@@ -4,6 +4,8 @@ import { EdgetuneError, throwIfAborted } from '../errors.js';
 import type { DataSource } from '../measure/datasets/source.js';
 import type { OpContext, PassReport, Recipe } from '../types.js';
 import { runQuantize, type StepResult } from './quantize/index.js';
+import { runPrune } from './prune/index.js';
+import { runLowrank } from './lowrank/index.js';
 
 export interface PipelineResult {
   model: OnnxModel;
@@ -31,8 +33,9 @@ export async function applyRecipe(input: OnnxModel, recipe: Recipe, ctx: Pipelin
   const model = cloneModel(input);
   const exclude = { excludeOps: recipe.exclude?.ops, excludeNodes: recipe.exclude?.nodes };
   const steps: Step[] = [];
-  if (recipe.prune) throw new EdgetuneError('USAGE', 'recipe.prune: this edgetune version cannot prune yet; remove the step from the recipe');
-  if (recipe.lowrank) throw new EdgetuneError('USAGE', 'recipe.lowrank: this edgetune version cannot factorize yet; remove the step from the recipe');
+  const pr = recipe.prune, lr = recipe.lowrank;
+  if (pr) steps.push({ name: `prune (${pr.method})`, run: (m) => runPrune(m, pr, exclude, ctx) });
+  if (lr) steps.push({ name: 'lowrank', run: (m) => runLowrank(m, lr, exclude) });
   const q = recipe.quantize;
   if (q) steps.push({ name: `quantize (${q.mode})`, run: (m) => runQuantize(m, q, exclude, ctx) });
 

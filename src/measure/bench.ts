@@ -1,56 +1,70 @@
-// Benchmarking a model file on this device: one model alone, or two interleaved so both see the same conditions.
+// Benchmarking a model file on this device with ONNX Runtime: one model at one or several input shapes, each run in
+// its own child process, with the device's speed conditions watched around it. Comparisons live in compare.ts.
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { ModelError, isENOENT, throwIfAborted } from '../errors.js';
 import { parseModel, sha256 } from '../onnx/model.js';
-import type { LatencyStats, OpContext } from '../types.js';
-import { resolvePlan, timedFraction, type BenchPlan, type BenchPlanOptions } from './bench-plan.js';
-import { generateInputs, inputSpecs, type InputOptions } from './inputs.js';
+import { recipeLabel } from '../schema/recipe.js';
+import type { LatencyStats, Measurement, OpContext, Quality, Recipe } from '../types.js';
+import { resolvePlan, type BenchPlan, type BenchPlanOptions, type StopReason } from './bench-plan.js';
+import { EnvMonitor, type EnvReport, type MonitorOptions } from './env/monitor.js';
+import { generateInputs, inputSpecs, type InputOptions, type InputSpec } from './inputs.js';
 import type { PlainTensor } from './plain-tensor.js';
 import { ModelRunner, type SessionSettings } from './runner.js';
+import type { BenchReply } from './runner-protocol.js';
 import { latencyStats } from './stats.js';
 
 export interface BenchOptions extends BenchPlanOptions, Omit<InputOptions, 'float'> {
   session?: SessionSettings;
-  /** feed these instead of generating inputs from the model's specs */
+  /** feed these instead of generating inputs from the model's specs (e.g. a dataset batch) */
   inputs?: Record<string, PlainTensor>;
+  /** where the device's conditions are read from; false skips the readings */
+  env?: MonitorOptions | false;
 }
 
 export interface BenchResult {
   v: 1;
+  backend: 'onnxruntime' | 'tensorrt';
   model: { path: string; sha256: string; bytes: number };
   session: SessionSettings;
   inputs: Array<{ name: string; dtype: string; dims: number[] }>;
   latencyMs: LatencyStats;
   samplesMs: number[];
-  loadMs: number;
-  firstRunMs: number;
-  peakRssMB: number;
+  /** session creation (ORT) or engine deserialisation (TensorRT); undefined when the tool does not say */
+  loadMs?: number;
+  /** the first inference at these shapes, never sampled */
+  firstRunMs?: number;
+  /** the benchmark process's peak resident set, Node and the runtime included */
+  peakRssMB?: number;
+  /** that process's peak before the model was loaded, so peakRssMB − baseRssMB is roughly the model's share */
+  baseRssMB?: number;
   /** runs before the timed ones, including the first run */
   warmupRuns: number;
+  warmupMs?: number;
+  timed: {
+    wallMs: number;
+    stopReason: StopReason;
+    /** achieved width of the 95 % CI of the median over the median; undefined below 6 samples */
+    ciRelWidth?: number;
+    /** the width asked for; undefined when no CI was asked for */
+    ciTarget?: number;
+  };
+  env?: EnvReport;
+  /** from env: true when taken while throttled or with a frequency change, null when the device cannot tell */
+  throttled: boolean | null;
   notes: string[];
-}
-
-export interface CompareResult {
-  v: 1;
-  a: BenchResult;
-  b: BenchResult;
-  /** b's median over a's: below 1 means b is faster */
-  ratioP50: number;
 }
 
 interface Prepared {
   path: string;
   model: BenchResult['model'];
+  specs: InputSpec[] | undefined;
   inputs: Record<string, PlainTensor>;
   notes: string[];
 }
 
-// Interleaved blocks are this long, so slow drift (heat, a background job) lands on both models alike.
-const BLOCK_MS = 200;
-const BLOCKS = 10;
-
-async function prepare(modelPath: string, opts: BenchOptions): Promise<Prepared> {
+/** Reads the model once: its hash and size, and inputs for it (given, or generated from its specs). */
+export async function prepareBench(modelPath: string, opts: BenchOptions): Promise<Prepared> {
   const path = resolve(modelPath);
   let bytes: Uint8Array;
   try {
@@ -60,102 +74,107 @@ async function prepare(modelPath: string, opts: BenchOptions): Promise<Prepared>
     throw e;
   }
   const model = { path, sha256: sha256(bytes), bytes: bytes.length };
-  if (opts.inputs) return { path, model, inputs: opts.inputs, notes: ['inputs given by the caller'] };
-  const gen = generateInputs(inputSpecs(parseModel(bytes, path, dirname(path))), opts);
-  return { path, model, inputs: gen.tensors, notes: gen.notes };
+  if (opts.inputs) return { path, model, specs: undefined, inputs: opts.inputs, notes: ['inputs given by the caller'] };
+  const specs = inputSpecs(parseModel(bytes, path, dirname(path)));
+  const gen = generateInputs(specs, opts);
+  return { path, model, specs, inputs: gen.tensors, notes: gen.notes };
 }
 
-function describeInputs(inputs: Record<string, PlainTensor>): BenchResult['inputs'] {
+export function describeInputs(inputs: Record<string, PlainTensor>): BenchResult['inputs'] {
   return Object.entries(inputs).map(([name, t]) => ({ name, dtype: t.dtype, dims: [...t.dims] }));
 }
 
-function resultOf(p: Prepared, session: SessionSettings, runner: ModelRunner, samplesMs: number[], firstRunMs: number, warmupRuns: number, peakRssMB: number): BenchResult {
+/** Notes a reader needs: the CI target missed, and everything the env readings warn about. */
+export function resultNotes(plan: BenchPlan, timed: BenchResult['timed'], env: EnvReport | undefined): string[] {
+  const notes: string[] = [];
+  const missed = timed.ciRelWidth === undefined || timed.ciRelWidth > plan.ciRelWidth;
+  if (Number.isFinite(plan.ciRelWidth) && timed.stopReason !== 'ci' && timed.stopReason !== 'min' && missed) {
+    const got = timed.ciRelWidth === undefined ? 'unknown (too few samples)' : `${(timed.ciRelWidth * 100).toFixed(1)} %`;
+    notes.push(`the 95 % CI of the median is ${got} of the median wide, over the ${(plan.ciRelWidth * 100).toFixed(1)} % asked: stopped at ${timed.stopReason}; the device is noisy or the cap is short`);
+  }
+  if (env) notes.push(...env.warnings.map((w) => `warning: ${w}`), ...env.notes);
+  return notes;
+}
+
+export function timedOf(plan: BenchPlan, r: Pick<BenchReply, 'timedWallMs' | 'stopReason' | 'ciRelWidth'>): BenchResult['timed'] {
   return {
-    v: 1, model: p.model, session, inputs: describeInputs(p.inputs), latencyMs: latencyStats(samplesMs), samplesMs,
-    loadMs: runner.loadMs, firstRunMs, peakRssMB, warmupRuns, notes: p.notes,
+    wallMs: r.timedWallMs,
+    stopReason: r.stopReason,
+    ...(Number.isFinite(r.ciRelWidth) ? { ciRelWidth: r.ciRelWidth } : {}),
+    ...(Number.isFinite(plan.ciRelWidth) ? { ciTarget: plan.ciRelWidth } : {}),
+  };
+}
+
+/** Benchmarks prepared inputs in a loaded runner, with env readings around it. */
+async function benchLoaded(runner: ModelRunner, p: Prepared, inputs: Record<string, PlainTensor>, notes: string[], plan: BenchPlan, opts: BenchOptions, ctx: OpContext): Promise<BenchResult> {
+  const monitor = opts.env === false ? undefined : await EnvMonitor.start(opts.env ?? {});
+  let r: BenchReply;
+  try {
+    r = await runner.bench(inputs, plan, {
+      signal: ctx.signal,
+      onProgress: (pr) => { if (pr.step === 'timed runs') monitor?.markTimed(); ctx.onProgress?.(pr); },
+    });
+  } catch (e) {
+    monitor?.dispose();
+    throw e;
+  }
+  const env = await monitor?.stop();
+  const rss = await runner.peakRssMB(ctx);
+  const timed = timedOf(plan, r);
+  return {
+    v: 1, backend: 'onnxruntime', model: p.model, session: opts.session ?? {}, inputs: describeInputs(inputs),
+    latencyMs: latencyStats(r.samplesMs), samplesMs: r.samplesMs, loadMs: runner.loadMs, firstRunMs: r.firstRunMs,
+    peakRssMB: rss, baseRssMB: runner.baseRssMB, warmupRuns: r.warmupRuns, warmupMs: r.warmupMs, timed,
+    ...(env ? { env } : {}), throttled: env?.throttled ?? null, notes: [...notes, ...resultNotes(plan, timed, env)],
   };
 }
 
 /** Loads the model in a runner process, warms it up and times it. Latency is measured in the child around session.run. */
 export async function benchModel(modelPath: string, opts: BenchOptions = {}, ctx: OpContext = {}): Promise<BenchResult> {
+  const [r] = await benchShapes(modelPath, [{}], opts, ctx);
+  return r;
+}
+
+/**
+ * Benchmarks the model at several input shapes in one runner, one after the other (each with its own warm-up and
+ * first run). Each entry of `shapeSets` is merged over `opts.shapes`.
+ */
+export async function benchShapes(modelPath: string, shapeSets: ReadonlyArray<Record<string, number[]>>, opts: BenchOptions = {}, ctx: OpContext = {}): Promise<BenchResult[]> {
   const plan = resolvePlan(opts);
   throwIfAborted(ctx.signal, `benchmark of ${modelPath}`);
-  const p = await prepare(modelPath, opts);
-  const session = opts.session ?? {};
+  if (shapeSets.length === 0) throw new RangeError('benchShapes: needs at least one shape set (use [{}] for the defaults)');
+  const p = await prepareBench(modelPath, { ...opts, shapes: { ...opts.shapes, ...shapeSets[0] } });
+  // Every shape set is resolved before any process starts, so a bad --shape fails fast.
+  const sets = shapeSets.map((s) => {
+    if (opts.inputs || !p.specs) return { inputs: p.inputs, notes: p.notes };
+    const gen = generateInputs(p.specs, { ...opts, shapes: { ...opts.shapes, ...s } });
+    return { inputs: gen.tensors, notes: gen.notes };
+  });
   ctx.onProgress?.({ step: 'load', pct: 0, detail: p.path });
-  const runner = await ModelRunner.start(p.path, session, ctx);
+  const runner = await ModelRunner.start(p.path, opts.session ?? {}, ctx);
   try {
-    const r = await runner.bench(p.inputs, plan, ctx);
-    const rss = await runner.peakRssMB(ctx);
+    const out: BenchResult[] = [];
+    for (const [i, s] of sets.entries()) {
+      const scaled: OpContext = {
+        signal: ctx.signal,
+        onProgress: ctx.onProgress && ((pr) => ctx.onProgress!({ ...pr, pct: (100 * i + pr.pct) / sets.length })),
+      };
+      out.push(await benchLoaded(runner, p, s.inputs, s.notes, plan, opts, scaled));
+    }
     ctx.onProgress?.({ step: 'done', pct: 100 });
-    return resultOf(p, session, runner, r.samplesMs, r.firstRunMs, r.warmupRuns, rss);
+    return out;
   } finally {
     await runner.close();
   }
 }
 
-/**
- * Benchmarks two models (typically an original and its compressed version) in alternating blocks of about 200 ms,
- * both runners warm and loaded side by side, so drift affects both alike. Each model's stop rule is the plan's, counted
- * over its own blocks. Both get inputs from their own specs with the same seed, so equal specs give equal inputs.
- */
-export async function compareModels(aPath: string, bPath: string, opts: BenchOptions = {}, ctx: OpContext = {}): Promise<CompareResult> {
-  const plan = resolvePlan(opts);
-  throwIfAborted(ctx.signal, 'comparison');
-  const prepared = [await prepare(aPath, opts), await prepare(bPath, opts)];
-  const session = opts.session ?? {};
-  const runners: ModelRunner[] = [];
-  try {
-    // Loaded one after the other: on a small board two loads at once would inflate both load times.
-    for (const p of prepared) {
-      ctx.onProgress?.({ step: 'load', pct: 0, detail: p.path });
-      runners.push(await ModelRunner.start(p.path, session, ctx));
-    }
-    const state = prepared.map(() => ({ samples: [] as number[], wallMs: 0, firstRunMs: NaN, warmupRuns: 0, warmed: false }));
-    const fraction = (i: number) => timedFraction(plan, state[i].samples.length, state[i].wallMs);
-    const report = () => ctx.onProgress?.({
-      step: 'timed runs (interleaved)', pct: 50 * (fraction(0) + fraction(1)),
-      detail: `${state[0].samples.length} + ${state[1].samples.length} runs`,
-    });
-    while (state.some((_, i) => fraction(i) < 1 || state[i].samples.length === 0)) {
-      for (let i = 0; i < runners.length; i++) {
-        const s = state[i];
-        if (s.samples.length > 0 && fraction(i) >= 1) continue;
-        const r = await runners[i].bench(prepared[i].inputs, blockPlan(plan, s.warmed, s.samples.length, s.wallMs), { signal: ctx.signal });
-        if (!s.warmed) { s.firstRunMs = r.firstRunMs; s.warmupRuns = r.warmupRuns; s.warmed = true; }
-        s.samples.push(...r.samplesMs);
-        s.wallMs += r.timedWallMs;
-        report();
-      }
-    }
-    const results: BenchResult[] = [];
-    for (let i = 0; i < runners.length; i++) {
-      const s = state[i];
-      results.push(resultOf(prepared[i], session, runners[i], s.samples, s.firstRunMs, s.warmupRuns, await runners[i].peakRssMB(ctx)));
-    }
-    ctx.onProgress?.({ step: 'done', pct: 100 });
-    const [a, b] = results;
-    return { v: 1, a, b, ratioP50: b.latencyMs.p50 / a.latencyMs.p50 };
-  } finally {
-    await Promise.all(runners.map((r) => r.close()));
-  }
-}
-
-/**
- * One interleaved block: warm-up only the first time, then BLOCK_MS or a tenth of the run budget, whichever ends
- * first (so even a sub-millisecond model alternates about ten times), never past what is left of the model's budget.
- */
-export function blockPlan(plan: BenchPlan, warmed: boolean, runsSoFar: number, wallMsSoFar: number): BenchPlanOptions {
-  const leftRuns = Math.max(1, plan.maxRuns - runsSoFar);
-  const leftMs = Math.max(1, plan.maxMs - wallMsSoFar);
-  const blockRuns = Number.isFinite(plan.maxRuns) ? Math.max(1, Math.ceil(plan.maxRuns / BLOCKS)) : Infinity;
+/** A BenchResult as the Measurement tune and reports use. Values the backend did not give become NaN. */
+export function toMeasurement(r: BenchResult, recipe: Recipe, quality: Quality = {}): Measurement {
   return {
-    warmupRuns: warmed ? 0 : plan.warmupRuns,
-    warmupMs: warmed ? 0 : plan.warmupMs,
-    // At least one run per block, so a slow model still alternates run by run.
-    minRuns: 1,
-    minMs: Math.min(BLOCK_MS, leftMs),
-    maxRuns: Math.min(leftRuns, blockRuns),
-    maxMs: Math.min(BLOCK_MS, leftMs),
+    v: 1, recipe, label: recipeLabel(recipe), model: { sha256: r.model.sha256, bytes: r.model.bytes }, latencyMs: r.latencyMs,
+    loadMs: r.loadMs ?? NaN, firstRunMs: r.firstRunMs ?? NaN, peakRssMB: r.peakRssMB ?? NaN, throttled: r.throttled, quality,
   };
 }
+
+// Kept here so existing imports (`compareModels` from bench.js) keep working.
+export { compareModels, blockPlan, type CompareResult } from './compare.js';

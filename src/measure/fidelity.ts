@@ -37,31 +37,55 @@ export function compareOutputs(ref: Record<string, PlainTensor>, test: Record<st
 
 /** The metrics for two equal-length flat arrays; `lastDim` (when > 1) enables top-1 agreement over rows of that size. */
 export function compareArrays(ref: ArrayLike<number>, test: ArrayLike<number>, lastDim?: number): OutputFidelity {
-  if (ref.length !== test.length) throw new RangeError(`compareArrays: lengths differ (${ref.length} vs ${test.length})`);
-  const n = ref.length;
-  let dot = 0, rr = 0, tt = 0, err2 = 0, maxAbs = 0, bad = 0;
-  for (let i = 0; i < n; i++) {
-    const a = ref[i], b = test[i];
-    if (!Number.isFinite(a) || !Number.isFinite(b)) {
-      // Equal non-finite values (both NaN, same infinity) agree; they carry no magnitude to compare.
-      if (!(Object.is(a, b) || (Number.isNaN(a) && Number.isNaN(b)))) bad++;
-      continue;
+  const acc = new FidelityAccumulator();
+  acc.add(ref, test, lastDim);
+  return acc.result();
+}
+
+/**
+ * The same metrics over a stream of batches: sums are kept, not arrays, so a dataset of any size takes constant
+ * memory. The result equals compareArrays over the concatenated batches.
+ */
+export class FidelityAccumulator {
+  private dot = 0; private rr = 0; private tt = 0; private err2 = 0; private maxAbs = 0; private bad = 0; private n = 0;
+  private rows = 0; private sameRows = 0; private topOk = true;
+
+  add(ref: ArrayLike<number>, test: ArrayLike<number>, lastDim?: number): void {
+    if (ref.length !== test.length) throw new RangeError(`compareArrays: lengths differ (${ref.length} vs ${test.length})`);
+    const n = ref.length;
+    for (let i = 0; i < n; i++) {
+      const a = ref[i], b = test[i];
+      if (!Number.isFinite(a) || !Number.isFinite(b)) {
+        // Equal non-finite values (both NaN, same infinity) agree; they carry no magnitude to compare.
+        if (!(Object.is(a, b) || (Number.isNaN(a) && Number.isNaN(b)))) this.bad++;
+        continue;
+      }
+      const d = a - b;
+      this.dot += a * b; this.rr += a * a; this.tt += b * b; this.err2 += d * d;
+      if (Math.abs(d) > this.maxAbs) this.maxAbs = Math.abs(d);
     }
-    const d = a - b;
-    dot += a * b; rr += a * a; tt += b * b; err2 += d * d;
-    if (Math.abs(d) > maxAbs) maxAbs = Math.abs(d);
+    this.n += n;
+    if (lastDim !== undefined && lastDim > 1 && n > 0 && n % lastDim === 0) {
+      const rows = n / lastDim;
+      this.rows += rows;
+      this.sameRows += top1(ref, test, lastDim) * rows;
+    } else if (n > 0) {
+      this.topOk = false;
+    }
   }
-  const result: OutputFidelity = {
-    cosine: bad > 0 ? 0 : cosineOf(dot, rr, tt, err2),
-    maxAbsError: bad > 0 ? Infinity : maxAbs,
-    sqnrDb: bad > 0 ? -Infinity : err2 === 0 ? Infinity : 10 * Math.log10(rr / err2),
-    nonFiniteMismatches: bad,
-    n,
-  };
-  if (lastDim !== undefined && lastDim > 1 && n > 0 && n % lastDim === 0) {
-    result.top1Agreement = top1(ref, test, lastDim);
+
+  result(): OutputFidelity {
+    const bad = this.bad;
+    const result: OutputFidelity = {
+      cosine: bad > 0 ? 0 : cosineOf(this.dot, this.rr, this.tt, this.err2),
+      maxAbsError: bad > 0 ? Infinity : this.maxAbs,
+      sqnrDb: bad > 0 ? -Infinity : this.err2 === 0 ? Infinity : 10 * Math.log10(this.rr / this.err2),
+      nonFiniteMismatches: bad,
+      n: this.n,
+    };
+    if (this.topOk && this.rows > 0) result.top1Agreement = Math.round(this.sameRows) / this.rows;
+    return result;
   }
-  return result;
 }
 
 function cosineOf(dot: number, rr: number, tt: number, err2: number): number {

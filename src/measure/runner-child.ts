@@ -1,9 +1,10 @@
 // The child process that owns one ONNX Runtime session. ONNX Runtime blocks the thread that calls it, so it runs
 // here and never on the parent's event loop. Started by ModelRunner via child_process.fork; speaks runner-protocol.
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
-import { timedDone, timedFraction, warmupDone, type BenchPlan } from './bench-plan.js';
+import { ciRelWidthOf, timedFraction, timedStop, warmupDone, type BenchPlan } from './bench-plan.js';
 import type { PlainTensor } from './plain-tensor.js';
 import type { BenchReply, LoadReply, RunnerReply, RunnerRequest, RssReply, SessionSettings } from './runner-protocol.js';
+import { sessionOptionsOf } from './session-options.js';
 
 type Ort = typeof import('onnxruntime-node');
 
@@ -11,7 +12,8 @@ const PROGRESS_EVERY_MS = 100;
 
 let ort: Ort | undefined;
 let session: InferenceSession | undefined;
-let firstRunMs: number | undefined;
+/** first-run time per input-shape key: a new shape makes ORT allocate and pick kernels again */
+const firstRuns = new Map<string, number>();
 
 function send(msg: RunnerReply): void {
   process.send?.(msg);
@@ -23,15 +25,11 @@ async function load(modelPath: string, s: SessionSettings): Promise<LoadReply> {
   // Imported here rather than at the top so a broken native binding becomes an error reply, not a silent crash.
   ort ??= await import('onnxruntime-node');
   ort.env.logLevel = 'error';
-  const options: InferenceSession.SessionOptions = { logSeverityLevel: 3 };
-  if (s.intraOpThreads !== undefined) options.intraOpNumThreads = s.intraOpThreads;
-  if (s.interOpThreads !== undefined) options.interOpNumThreads = s.interOpThreads;
-  if (s.graphOptimizationLevel !== undefined) options.graphOptimizationLevel = s.graphOptimizationLevel;
-  if (s.executionMode !== undefined) options.executionMode = s.executionMode;
+  const baseRssKB = process.resourceUsage().maxRSS;
   const t0 = process.hrtime.bigint();
-  session = await ort.InferenceSession.create(modelPath, options);
+  session = await ort.InferenceSession.create(modelPath, sessionOptionsOf(s));
   const loadMs = Number(process.hrtime.bigint() - t0) / 1e6;
-  return { loadMs, inputNames: [...session.inputNames], outputNames: [...session.outputNames] };
+  return { loadMs, inputNames: [...session.inputNames], outputNames: [...session.outputNames], baseRssKB };
 }
 
 function feedsOf(inputs: Record<string, PlainTensor>): Record<string, Tensor> {
@@ -40,12 +38,16 @@ function feedsOf(inputs: Record<string, PlainTensor>): Record<string, Tensor> {
   return feeds;
 }
 
-/** One inference, timed around session.run only; the first one in this process is also kept as firstRunMs. */
-async function timedRun(feeds: Record<string, Tensor>): Promise<{ ms: number; outputs: InferenceSession.ReturnType }> {
+function shapeKey(inputs: Record<string, PlainTensor>): string {
+  return Object.entries(inputs).map(([n, t]) => `${n}:${t.dims.join('x')}`).sort().join(';');
+}
+
+/** One inference, timed around session.run only; the first one at each shape is also kept. */
+async function timedRun(feeds: Record<string, Tensor>, key: string): Promise<{ ms: number; outputs: InferenceSession.ReturnType }> {
   const t0 = process.hrtime.bigint();
   const outputs = await session!.run(feeds);
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  firstRunMs ??= ms;
+  if (!firstRuns.has(key)) firstRuns.set(key, ms);
   return { ms, outputs };
 }
 
@@ -60,7 +62,7 @@ function plainOf(name: string, t: Tensor): PlainTensor {
 }
 
 async function run(inputs: Record<string, PlainTensor>): Promise<Record<string, PlainTensor>> {
-  const { outputs } = await timedRun(feedsOf(inputs));
+  const { outputs } = await timedRun(feedsOf(inputs), shapeKey(inputs));
   const out: Record<string, PlainTensor> = {};
   for (const [name, t] of Object.entries(outputs)) out[name] = plainOf(name, t as Tensor);
   return out;
@@ -68,13 +70,14 @@ async function run(inputs: Record<string, PlainTensor>): Promise<Record<string, 
 
 async function bench(id: number, inputs: Record<string, PlainTensor>, plan: BenchPlan): Promise<BenchReply> {
   const feeds = feedsOf(inputs);
+  const key = shapeKey(inputs);
   let warm = 0;
-  // The very first inference pays for lazy allocation and kernel selection: report it, never sample it.
-  if (firstRunMs === undefined) { await timedRun(feeds); warm = 1; }
-  let lastReport = 0;
   const warmStart = nowMs();
+  // The first inference at a shape pays for allocation and kernel selection: report it, never sample it.
+  if (!firstRuns.has(key)) { await timedRun(feeds, key); warm = 1; }
+  let lastReport = 0;
   while (!warmupDone(plan, warm, nowMs() - warmStart)) {
-    await timedRun(feeds);
+    await timedRun(feeds, key);
     warm++;
     const t = nowMs();
     if (t - lastReport >= PROGRESS_EVERY_MS) {
@@ -82,19 +85,33 @@ async function bench(id: number, inputs: Record<string, PlainTensor>, plan: Benc
       send({ id, kind: 'progress', phase: 'warm-up', runs: warm, elapsedMs: t - warmStart, fraction: 0 });
     }
   }
+  const warmupMs = nowMs() - warmStart;
   const samplesMs: number[] = [];
   const start = nowMs();
   let elapsed = 0;
-  while (!timedDone(plan, samplesMs.length, elapsed)) {
-    samplesMs.push((await timedRun(feeds)).ms);
+  let ciRel = Infinity;
+  let checkedAt = 0;
+  let stop: BenchReply['stopReason'] | undefined;
+  for (;;) {
+    samplesMs.push((await timedRun(feeds, key)).ms);
     const t = nowMs();
     elapsed = t - start;
+    // Sorting for the CI costs O(n log n), so it is redone only after the sample grew by a sixteenth; this work is
+    // outside the timed region either way.
+    const n = samplesMs.length;
+    if (Number.isFinite(plan.ciRelWidth) && n >= 6 && n - checkedAt >= Math.max(1, n >> 4)) {
+      checkedAt = n;
+      ciRel = ciRelWidthOf(Float64Array.from(samplesMs).sort());
+    }
+    stop = timedStop(plan, n, elapsed, ciRel);
+    if (stop) break;
     if (t - lastReport >= PROGRESS_EVERY_MS) {
       lastReport = t;
-      send({ id, kind: 'progress', phase: 'timed', runs: samplesMs.length, elapsedMs: elapsed, fraction: timedFraction(plan, samplesMs.length, elapsed) });
+      send({ id, kind: 'progress', phase: 'timed', runs: n, elapsedMs: elapsed, fraction: timedFraction(plan, n, elapsed, ciRel) });
     }
   }
-  return { samplesMs, firstRunMs: firstRunMs!, warmupRuns: warm, timedWallMs: elapsed };
+  const finalCi = ciRelWidthOf(Float64Array.from(samplesMs).sort());
+  return { samplesMs, firstRunMs: firstRuns.get(key)!, warmupRuns: warm, warmupMs, timedWallMs: elapsed, stopReason: stop!, ciRelWidth: finalCi };
 }
 
 async function handle(req: RunnerRequest): Promise<unknown> {

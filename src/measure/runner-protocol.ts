@@ -2,14 +2,14 @@
 // arrays and BigInt64Array cross as they are). Every request carries an id; the child answers each id exactly once
 // with `ok` or `error`, and may send `progress` for it before that.
 import type { SessionSettings as RecipeSessionSettings } from '../schema/recipe.js';
-import type { BenchPlan } from './bench-plan.js';
+import type { BenchPlan, StopReason } from './bench-plan.js';
 import type { PlainTensor } from './plain-tensor.js';
 
-/** ONNX Runtime session options a measurement may set; the recipe's session block is a subset. */
-export interface SessionSettings extends RecipeSessionSettings {
-  interOpThreads?: number;
-  executionMode?: 'sequential' | 'parallel';
-}
+/**
+ * ONNX Runtime session options a measurement may set: the recipe's session block (intra/inter-op threads, graph
+ * optimisation level, execution mode, thread-pool spinning).
+ */
+export type SessionSettings = RecipeSessionSettings;
 
 export type RunnerRequest =
   | { id: number; kind: 'load'; modelPath: string; session: SessionSettings }
@@ -17,8 +17,25 @@ export type RunnerRequest =
   | { id: number; kind: 'bench'; inputs: Record<string, PlainTensor>; plan: BenchPlan }
   | { id: number; kind: 'rss' };
 
-export interface LoadReply { loadMs: number; inputNames: string[]; outputNames: string[] }
-export interface BenchReply { samplesMs: number[]; firstRunMs: number; warmupRuns: number; timedWallMs: number }
+export interface LoadReply {
+  loadMs: number;
+  inputNames: string[];
+  outputNames: string[];
+  /** the child's peak RSS once onnxruntime was imported but before the session existed: Node + ORT alone */
+  baseRssKB: number;
+}
+export interface BenchReply {
+  samplesMs: number[];
+  /** the first inference at these input shapes in this process (allocation, kernel choice); never a sample */
+  firstRunMs: number;
+  /** runs before the timed ones in this call, including that first run when it happened here */
+  warmupRuns: number;
+  warmupMs: number;
+  timedWallMs: number;
+  stopReason: StopReason;
+  /** width of the 95 % CI of the median over the median, at the end (Infinity below 6 samples) */
+  ciRelWidth: number;
+}
 export interface RssReply { maxRssKB: number }
 export type RunReply = Record<string, PlainTensor>;
 

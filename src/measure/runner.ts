@@ -83,7 +83,7 @@ export class ModelRunner {
   private endReason: Error | undefined;
   private gone = false;
   private stderrTail = '';
-  private loaded: LoadReply = { loadMs: NaN, inputNames: [], outputNames: [] };
+  private loaded: LoadReply = { loadMs: NaN, inputNames: [], outputNames: [], baseRssKB: NaN };
 
   private constructor(modelPath: string, child: ChildProcess) {
     this.modelPath = modelPath;
@@ -140,6 +140,8 @@ export class ModelRunner {
   get loadMs(): number { return this.loaded.loadMs; }
   get inputNames(): string[] { return this.loaded.inputNames; }
   get outputNames(): string[] { return this.loaded.outputNames; }
+  /** The child's peak RSS (MB) before the session existed: Node and ONNX Runtime alone, to subtract from peakRssMB. */
+  get baseRssMB(): number { return this.loaded.baseRssKB / 1024; }
   /** The child's pid, for checks that it is gone after close(). */
   get pid(): number | undefined { return this.child.pid; }
 
@@ -155,13 +157,16 @@ export class ModelRunner {
   async bench(inputs: Record<string, PlainTensor>, opts: BenchPlanOptions = {}, ctx: OpContext = {}): Promise<BenchReply> {
     const plan = resolvePlan(opts);
     const started = Date.now();
+    // The CI estimate can widen again, which would move the bar backwards; progress only ever grows.
+    let best = 0;
     const onProgress = (p: ProgressReply) => {
       if (!ctx.onProgress) return;
       const wallS = (Date.now() - started) / 1000;
+      const fraction = (best = Math.max(best, p.fraction));
       ctx.onProgress({
         step: p.phase === 'warm-up' ? 'warm-up' : 'timed runs',
-        pct: p.fraction * 100,
-        etaS: p.fraction > 0 ? (wallS * (1 - p.fraction)) / p.fraction : undefined,
+        pct: fraction * 100,
+        etaS: fraction > 0 ? (wallS * (1 - fraction)) / fraction : undefined,
         detail: `${p.runs} runs`,
       });
     };

@@ -96,3 +96,43 @@ export function latencyStats(samples: readonly number[]): LatencyStats {
     ci95p50: [sorted[lo - 1], sorted[hi - 1]],
   };
 }
+
+/** The median of samples (any order). */
+export function median(samples: readonly number[]): number {
+  checkSamples(samples, 'median');
+  return percentileSorted(sortedCopy(samples), 50);
+}
+
+export interface RatioEstimate {
+  /** median of the per-pair ratios b/a */
+  estimate: number;
+  /** distribution-free 95 % CI of that median (order statistics of the pair ratios) */
+  ci95: [number, number];
+  /** exact confidence of ci95; below 0.95 when there are fewer than 6 pairs */
+  coverage: number;
+  pairs: number;
+  /** the CI excludes 1: b is faster (below 1) or slower (above 1) than a beyond noise */
+  significant: boolean;
+}
+
+/**
+ * How much slower b is than a, from paired measurements taken close in time (an A block then a B block): each pair
+ * gives a ratio, so slow drift (heat, a background job) cancels within the pair. The CI is that of the median of
+ * the pair ratios, which needs no assumption about their distribution.
+ */
+export function pairedRatio(a: readonly number[], b: readonly number[]): RatioEstimate {
+  if (a.length !== b.length) throw new RangeError(`pairedRatio: ${a.length} a-values but ${b.length} b-values; they must pair up`);
+  checkSamples(a, 'pairedRatio');
+  checkSamples(b, 'pairedRatio');
+  const ratios = a.map((x, i) => {
+    if (!(x > 0)) throw new RangeError(`pairedRatio: a-value ${i} is ${x}; ratios need positive times`);
+    return b[i] / x;
+  });
+  const sorted = sortedCopy(ratios);
+  const { lo, hi, coverage } = medianCiRanks(sorted.length);
+  const ci95: [number, number] = [sorted[lo - 1], sorted[hi - 1]];
+  return {
+    estimate: percentileSorted(sorted, 50), ci95, coverage, pairs: sorted.length,
+    significant: coverage >= 0.95 && (ci95[1] < 1 || ci95[0] > 1),
+  };
+}

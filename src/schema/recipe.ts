@@ -32,7 +32,8 @@ export const QuantizeSchema = Type.Object(
   {
     mode: QuantModeSchema,
     bits: Type.Optional(Type.Integer({ minimum: 4, maximum: 16 })),
-    perChannel: Type.Optional(Type.Boolean({ default: false })),
+    /** one scale per output channel; absent: static uses per-channel (opset 13+), dynamic per-tensor */
+    perChannel: Type.Optional(Type.Boolean()),
     symmetricWeights: Type.Optional(Type.Boolean({ default: true })),
     /** activations as int8 (S8S8) or uint8 (U8S8); the target decides when absent */
     activationType: Type.Optional(Type.Union([Type.Literal('int8'), Type.Literal('uint8')])),

@@ -20,9 +20,12 @@ async function startAgent(tt: any, url: string, opts: { stateDir?: string; count
 const pub = (client: any, id: string, doc: unknown) => client.publishAsync(`${BASE}/jobs/${id}`, typeof doc === 'string' ? doc : JSON.stringify(doc), { qos: 1 });
 const states = (msgs: any[], id: string) => msgs.filter((m) => m.topic === `${BASE}/jobs/${id}/status`).map((m) => m.doc.state);
 
-t.test('birth: retained online status and retained profile reach a client that subscribes later', async (t) => {
+t.test('birth: retained online status, profile and health reach a client that subscribes later', async (t) => {
   const { url } = await startBroker(t);
   const { agent } = await startAgent(t, url);
+  // Profiling runs in the background after connecting; wait until it was published at all.
+  const first = await observe(t, url, `${BASE}/#`);
+  await first.waitFor((m) => m.topic === `${BASE}/profile`, 'profile published');
   const obs = await observe(t, url, `${BASE}/#`);
   const status = await obs.waitFor((m) => m.topic === `${BASE}/status`, 'retained status');
   t.equal(status.retain, true, 'status is retained');
@@ -31,6 +34,10 @@ t.test('birth: retained online status and retained profile reach a client that s
   const prof = await obs.waitFor((m) => m.topic === `${BASE}/profile`, 'retained profile');
   t.equal(prof.retain, true);
   t.match(prof.doc, { v: 1, arch: process.arch, cpu: { cores: Number } });
+  const health = await obs.waitFor((m) => m.topic === `${BASE}/health`, 'retained health');
+  t.equal(health.retain, true);
+  t.match(health.doc, { v: 1, session: agent.session, job: null, queued: 0, outbox: Number, agentRssMB: Number, notes: Array });
+  t.ok(health.doc.agentRssMB > 10, 'the agent reports its own memory');
 });
 
 t.test('LWT: a dropped socket shows offline with the same session, then the agent reconnects and is online again', async (t) => {
@@ -50,10 +57,15 @@ t.test('LWT: a dropped socket shows offline with the same session, then the agen
 t.test('a restarted broker (which lost retained state) gets status and profile again, and jobs still run', async (t) => {
   const first = await startBroker(t);
   const { log } = await startAgent(t, first.url);
+  await until(() => log.lines.some((l) => l.msg === 'agent started'), 'started');
+  const early = await observe(t, first.url, `${BASE}/profile`);
+  await early.waitFor(() => true, 'profile taken');
   await first.broker.stop();
   const second = await startBroker(t, first.port);
   const connects = () => log.lines.filter((l) => l.msg === 'connected to MQTT broker').length;
   await until(() => connects() >= 2, 'agent reconnected to the new broker');
+  const live = await observe(t, second.url, `${BASE}/#`);
+  await live.waitFor((m) => m.topic === `${BASE}/health`, 'birth done (health is published last)');
   // A client that arrives after the reconnect only sees what the agent republished, as retained messages.
   const obs = await observe(t, second.url, `${BASE}/#`);
   await obs.waitFor((m) => m.topic === `${BASE}/status` && m.doc.state === 'online' && m.retain, 'retained online on the new broker');
@@ -197,7 +209,7 @@ t.test('a failing handler → FAILED with its error code', async (t) => {
   const { url } = await startBroker(t);
   await startAgent(t, url);
   const obs = await observe(t, url, `${BASE}/jobs/#`);
-  await pub(obs.client, 'f1', { v: 1, id: 'f1', type: 'nodes', params: { path: t.testdir() + '/missing.onnx' } });
+  await pub(obs.client, 'f1', { v: 1, id: 'f1', type: 'nodes', params: { path: '/nonexistent-edgetune-dir/missing.onnx' } });
   const f = await obs.waitFor((x) => x.topic === `${BASE}/jobs/f1/status` && x.doc.state === 'FAILED', 'FAILED');
   t.match(f.doc.error, { code: 'MODEL_NOT_FOUND', message: /missing\.onnx/ });
   t.notOk(obs.msgs.some((x) => x.topic === `${BASE}/jobs/f1/result`), 'no result for a failed job');
@@ -216,19 +228,25 @@ t.test('a job left retained on the broker is not run when the agent (re)subscrib
   t.notOk(obs.msgs.some((x) => x.topic === `${BASE}/jobs/ret1/status`), 'no status for the retained job');
 });
 
-t.test('stop: the running job ends CANCELED and the retained status is offline with the same session', async (t) => {
+t.test('stop: the running job is interrupted, offline is retained with the same session, and the job runs again at the next start', async (t) => {
   const { url } = await startBroker(t);
-  const { agent } = await startAgent(t, url);
+  const stateDir = t.testdir();
+  const counts: Record<string, number> = {};
+  const { agent } = await startAgent(t, url, { stateDir, counts });
   const obs = await observe(t, url, `${BASE}/#`);
-  await pub(obs.client, 'run', { v: 1, id: 'run', type: 'wait', params: { ms: 60000 } });
+  await pub(obs.client, 'run', { v: 1, id: 'run', type: 'wait', params: { ms: 1500 } });
   await obs.waitFor((x) => x.topic === `${BASE}/jobs/run/status` && x.doc.state === 'IN_PROGRESS', 'running');
   await agent.stop('test stop');
-  await obs.waitFor((x) => x.topic === `${BASE}/jobs/run/status` && x.doc.state === 'CANCELED', 'CANCELED');
   const off = await obs.waitFor((x) => x.topic === `${BASE}/status` && x.doc.state === 'offline', 'offline');
   t.equal(off.doc.session, agent.session);
+  t.notOk(obs.msgs.some((x) => x.topic === `${BASE}/jobs/run/status` && ['CANCELED', 'FAILED', 'SUCCEEDED'].includes(x.doc.state)), 'no end published for an interrupted job');
   const late = await observe(t, url, `${BASE}/status`);
   const retained = await late.waitFor(() => true, 'retained status');
   t.match(retained, { retain: true, doc: { state: 'offline' } }, 'offline is what a late subscriber sees');
+  await startAgent(t, url, { stateDir, counts });
+  const done = await obs.waitFor((x) => x.topic === `${BASE}/jobs/run/status` && x.doc.state === 'SUCCEEDED', 'run finished after the restart');
+  t.ok(done.doc.seq > 1_000_000, 'seq jumped past the first run');
+  t.equal(counts.wait, 2, 'started twice: interrupted once, then to the end');
 });
 
 t.test('a job published while the agent is down runs when it comes back (persistent session)', async (t) => {

@@ -64,10 +64,20 @@ export async function observe(t: T, url: string, filter: string): Promise<{ clie
   return { client, msgs, waitFor };
 }
 
-/** A TCP relay in front of the broker; kill() drops every connection as a network failure would. */
-export async function tcpProxy(t: T, targetPort: number): Promise<{ port: number; kill: () => void }> {
+/**
+ * A TCP relay in front of the broker; kill() drops every connection as a network failure would, down() also
+ * refuses new ones until up().
+ */
+export async function tcpProxy(t: T, targetPort: number): Promise<{ port: number; kill: () => void; down: () => void; up: () => void; connections: () => number }> {
   const pairs = new Set<[Socket, Socket]>();
+  let refusing = false;
+  let accepted = 0;
   const server: Server = createServer((inbound) => {
+    if (refusing) {
+      inbound.destroy();
+      return;
+    }
+    accepted++;
     const outbound = netConnect(targetPort, '127.0.0.1');
     const pair: [Socket, Socket] = [inbound, outbound];
     pairs.add(pair);
@@ -85,9 +95,13 @@ export async function tcpProxy(t: T, targetPort: number): Promise<{ port: number
     for (const [a, b] of pairs) { a.destroy(); b.destroy(); }
     return new Promise<void>((r) => server.close(() => r()));
   });
+  const kill = () => { for (const [a, b] of pairs) { a.destroy(); b.destroy(); } };
   return {
     port: (server.address() as { port: number }).port,
-    kill: () => { for (const [a, b] of pairs) { a.destroy(); b.destroy(); } },
+    kill,
+    down: () => { refusing = true; kill(); },
+    up: () => { refusing = false; },
+    connections: () => accepted,
   };
 }
 

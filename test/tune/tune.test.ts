@@ -3,13 +3,15 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GraphBuilder, buildModel } from '../../src/onnx/builder.js';
 import { DT } from '../../src/onnx/dtype.js';
-import { saveModel, loadModel } from '../../src/onnx/model.js';
+import { saveModel, loadModel, sha256 } from '../../src/onnx/model.js';
 import { tune } from '../../src/tune/tune.js';
 import { latencyAt } from '../../src/tune/decide.js';
+import { formatTuneTable } from '../../src/tune/format.js';
+import { packageRoot } from '../../src/util/paths.js';
 import { randomFloats } from '../helpers/ort.js';
 import type { TuneResult } from '../../src/types.js';
 
-const quickBench = { warmupRuns: 2, minRuns: 10, minMs: 50, maxRuns: 60, maxMs: 400 };
+const quickBench = { warmupRuns: 2, warmupMs: 20, minRuns: 10, minMs: 50, maxRuns: 60, maxMs: 400 };
 
 async function mlpFile(dir: string): Promise<string> {
   const b = new GraphBuilder('mlp');
@@ -21,35 +23,42 @@ async function mlpFile(dir: string): Promise<string> {
   return p;
 }
 
-t.test('tune measures every candidate, meets a generous budget with fp32, writes model and TuneResult', async (t) => {
+t.test('exhaustive: every candidate measured; fp32 wins a generous budget; model, JSON and report written', async (t) => {
   const dir = t.testdir();
   const model = await mlpFile(dir);
   const progress: number[] = [];
-  const r = await tune({ model, budgetMs: 1000, threads: [1], bench: quickBench, output: join(dir, 'out.onnx') }, { onProgress: (p) => progress.push(p.pct) });
+  const r = await tune({ model, budgetMs: 1000, threads: [1], quant: ['dynamic', 'fp16'], strategy: 'exhaustive', bench: quickBench, output: join(dir, 'out.onnx') }, { onProgress: (p) => progress.push(p.pct) });
   t.same(r.trials.map((m) => m.label).sort(), ['fp16 t1', 'fp32 t1', 'int8-dynamic t1']);
   t.equal(r.chosen?.label, 'fp32 t1', 'the exact model wins when everything fits');
+  t.equal(r.quality.metric, 'fidelity');
+  t.equal(r.budget.minFidelity, 0.99, 'without labels the fidelity floor applies');
   t.ok(latencyAt(r.chosen!, 90) <= 1000);
+  t.equal(r.search.confirmations.length, 1);
+  t.ok(r.chosen!.latencyMs.n >= r.trials[0].latencyMs.n, 'the confirmation is the longer benchmark');
   const written = await readFile(join(dir, 'out.onnx'));
-  t.equal(written.length, r.chosen!.model.bytes, 'the chosen file is what was written');
+  t.equal(sha256(written), r.chosen!.model.sha256, 'the chosen file is what was written');
   const json = JSON.parse(await readFile(join(dir, 'out.tune.json'), 'utf8')) as TuneResult;
   t.equal(json.v, 1);
   t.equal(json.trials.length, 3);
-  t.ok(progress.at(-1) === 100 && progress.length >= 3, 'progress reported');
+  t.ok(json.front.length >= 1);
+  const html = await readFile(join(dir, 'out.tune.html'), 'utf8');
+  t.match(html, /<svg/);
+  t.ok(progress.at(-1) === 100 && progress.length >= 5, 'progress reported');
   const int8 = r.trials.find((m) => m.label.startsWith('int8'))!;
   t.ok(int8.model.bytes < r.baseline.model.bytes / 3, 'int8 file is smaller');
   t.ok(int8.quality.cosine! > 0.99, `int8 cosine ${int8.quality.cosine}`);
-  t.ok(int8.latencyMs.n >= 10 && int8.latencyMs.p50 <= int8.latencyMs.p90 && int8.peakRssMB > 0);
+  t.ok(r.models.every((x) => x.status === 'ok' && x.macs === 256 * 256 + 256 * 10), 'MACs counted for every model');
+  await t.rejects(stat(join(dir, 'out.tune-work')), 'the work folder is removed after a finished tune');
+  t.match(formatTuneTable(r), /chosen: fp32 t1/);
 });
 
-t.test('a budget set between the fastest and the slowest trial is met by a feasible candidate', async (t) => {
+t.test('adaptive: stops as soon as nothing left can beat the incumbent', async (t) => {
   const dir = t.testdir();
   const model = await mlpFile(dir);
-  const first = await tune({ model, budgetMs: 1000, threads: [1], bench: quickBench, output: join(dir, 'a.onnx') });
-  const lat = first.trials.map((m) => latencyAt(m, 90)).sort((a, b) => a - b);
-  // Re-tune with a budget above the fastest trial: whatever is chosen must be within budget when measured.
-  const r = await tune({ model, budgetMs: lat.at(-1)! * 3, threads: [1], bench: quickBench, output: join(dir, 'b.onnx') });
-  t.ok(r.chosen, 'something is chosen');
-  t.ok(latencyAt(r.chosen!, 90) <= r.budget.latencyMs, 'the chosen candidate is within the budget');
+  const r = await tune({ model, budgetMs: 1000, threads: [1], quant: ['dynamic', 'fp16'], bench: quickBench, output: join(dir, 'out.onnx'), reportPath: false });
+  t.equal(r.trials.length, 1, 'fp32 is exact and fits: nothing can beat it');
+  t.match(r.search.stopReason, /can beat fp32 t1/);
+  t.equal(r.chosen?.label, 'fp32 t1');
 });
 
 t.test('an impossible budget says so plainly, with the closest candidate', async (t) => {
@@ -57,16 +66,57 @@ t.test('an impossible budget says so plainly, with the closest candidate', async
   const model = await mlpFile(dir);
   const r = await tune({ model, budgetMs: 0.000001, threads: [1], quant: ['fp32', 'dynamic'], bench: quickBench, output: join(dir, 'x.onnx') });
   t.equal(r.chosen, null);
-  t.match(r.infeasible?.reason, /no candidate meets the budget/);
+  t.match(r.infeasible?.reason, /no candidate meets the budget; the closest, .*: p90 latency/);
   await t.rejects(stat(join(dir, 'x.onnx')), 'no model written');
   t.ok(await stat(join(dir, 'x.tune.json')), 'the result is still written');
+  t.match(formatTuneTable(r), /NOT MET/);
+});
+
+t.test('an interrupted tune resumes from its journal without measuring finished trials again', async (t) => {
+  const dir = t.testdir();
+  const model = await mlpFile(dir);
+  const opts = { model, budgetMs: 1000, threads: [1, 2], quant: ['dynamic', 'fp16'] as Array<'dynamic' | 'fp16'>, strategy: 'exhaustive' as const, bench: quickBench, output: join(dir, 'o.onnx'), reportPath: false as const };
+  const ac = new AbortController();
+  await t.rejects(tune(opts, { signal: ac.signal, onProgress: (p) => { console.error('PROGRESS', p.step, p.detail); if (/^2 measured/.test(p.detail ?? '')) ac.abort(); } }), { code: 'CANCELED' });
+  const lines = (await readFile(join(dir, 'o.tune-journal.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+  const done = lines.filter((l) => l.kind === 'trial').map((l) => l.id);
+  console.error('JOURNAL', JSON.stringify(lines.filter((l) => l.kind !== 'trial' && l.kind !== 'model')));
+  t.equal(done.length, 2, 'two trials were journaled before the interruption');
+  const r = await tune(opts);
+  t.equal(r.journal.resumed, true);
+  t.equal(r.search.replayed, 2, 'the finished trials were replayed');
+  t.equal(r.search.measured, r.trials.length - 2, 'only the rest was measured');
+  t.equal(r.trials.length, 6);
+  const after = (await readFile(join(dir, 'o.tune-journal.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+  const ids = after.filter((l) => l.kind === 'trial').map((l) => l.id);
+  t.equal(new Set(ids).size, ids.length, 'no trial was measured twice');
+  // A different space is another tune: the journal is set aside.
+  const other = await tune({ ...opts, threads: [1], strategy: 'adaptive' });
+  t.equal(other.journal.resumed, false);
+  t.match(other.journal.notes.join(' '), /search space changed/);
+  await loadModel(model); // input untouched
+});
+
+t.test('the example: accuracy on its labelled held-out set, and the accuracy floor', async (t) => {
+  const dir = t.testdir();
+  const model = join(packageRoot(), 'examples/fashion-mnist/model.onnx');
+  const r = await tune({ model, budgetMs: 1000, threads: [1], quant: ['dynamic'], evalSamples: 300, bench: quickBench, output: join(dir, 'f.onnx'), reportPath: false });
+  t.equal(r.quality.metric, 'accuracy');
+  t.equal(r.quality.examples, 300);
+  t.ok(r.quality.baselineAccuracy! > 0.85, `fp32 accuracy ${r.quality.baselineAccuracy}`);
+  t.equal(r.budget.maxAccuracyDrop, 1);
+  t.ok(r.chosen, 'something fits 1 s');
+  t.ok(r.chosen!.quality.accuracy! >= r.quality.baselineAccuracy! - 0.01);
+  const dyn = r.models.find((m) => m.key.startsWith('dynamic'))!;
+  t.equal(dyn.status, 'ok');
+  t.ok(dyn.quality!.accuracy! > 0.85);
 });
 
 t.test('tune can be canceled', async (t) => {
   const dir = t.testdir();
   const model = await mlpFile(dir);
   const ac = new AbortController();
-  const p = tune({ model, budgetMs: 10, threads: [1], bench: { ...quickBench, minMs: 2000, maxMs: 3000 } }, { signal: ac.signal, onProgress: (e) => { if (e.pct > 0) ac.abort(); } });
+  const p = tune({ model, budgetMs: 10, threads: [1], bench: { ...quickBench, minMs: 2000, maxMs: 3000 }, output: join(dir, 'c.onnx') }, { signal: ac.signal, onProgress: (e) => { if (e.pct > 0) ac.abort(); } });
   await t.rejects(p, { code: 'CANCELED' });
-  await loadModel(model); // input untouched
+  await loadModel(model);
 });

@@ -16,12 +16,14 @@ export const agentCommand: CommandModule<object, Args> = {
   describe: 'Run the device agent: take jobs over MQTT (starts an embedded broker when none is configured)',
   builder: (y) => y
     .option('once', { type: 'boolean', default: false, describe: 'run the default job from the config through MQTT, print its result, exit' })
-    .option('config', { alias: 'c', type: 'string', describe: 'config file (JSON) merged over config/default.json' })
+    .option('config', { alias: 'c', type: 'string', describe: 'config file (JSON) merged over config/default.json (default: $EDGETUNE_CONFIG)' })
     .option('broker', { type: 'string', describe: 'broker URL, e.g. mqtt://host:1883 (overrides broker.url / EDGETUNE_BROKER_URL)' })
-    .epilogue('Every config field can also be set from the environment: EDGETUNE_BROKER_URL, EDGETUNE_FLEET, EDGETUNE_DEVICE_ID, EDGETUNE_STATE_DIR, …') as unknown as Argv<Args>,
+    .epilogue('Every config field can also be set from the environment: EDGETUNE_BROKER_URL, EDGETUNE_FLEET, EDGETUNE_DEVICE_ID, EDGETUNE_STATE_DIR, … (see docs/agent.md)') as unknown as Argv<Args>,
   handler: async (a) => {
-    const config = await loadConfig({ file: a.config, overrides: a.broker ? { broker: { url: a.broker } } : undefined });
-    const ctx: AgentContext = { config, log: createLogger() };
+    const file = a.config ?? (process.env.EDGETUNE_CONFIG || undefined);
+    const config = await loadConfig({ file, overrides: a.broker ? { broker: { url: a.broker } } : undefined });
+    // JSON lines whenever stdout is not a terminal: under systemd that is journald.
+    const ctx: AgentContext = { config, log: createLogger({ level: process.env.EDGETUNE_DEBUG ? 'debug' : config.log.level }) };
     if (!a.once) {
       await runDaemon(ctx);
       return;

@@ -5,6 +5,9 @@ import { UsageError } from '../../errors.js';
 import type { QuantizeStep } from '../../schema/recipe.js';
 import { fmtNum, formatTable, info, printJson } from '../output.js';
 import { progressReporter, signalOnInterrupt } from '../progress.js';
+import { pruneSensitivity, type PruneSensitivityResult } from '../../compress/prune/sensitivity.js';
+import { openDataSource } from '../../measure/datasets/open.js';
+import { loadModel } from '../../onnx/model.js';
 
 export interface SensitivityArgs {
   model: string;
@@ -17,6 +20,9 @@ export interface SensitivityArgs {
   shape?: string[];
   top?: number;
   json: boolean;
+  prune?: boolean;
+  ratios?: string;
+  target?: number;
 }
 
 /** The flags as analysis options; each analysis kind gets its own branch here. */
@@ -41,8 +47,12 @@ export const sensitivityCommand: CommandModule<object, SensitivityArgs> = {
     .option('samples', { type: 'number', describe: 'examples taken from --data (default 64)' })
     .option('shape', { type: 'string', array: true, describe: 'input shape for random inputs, name=1x3x224x224' })
     .option('top', { type: 'number', describe: 'show only the N most damaging layers' })
-    .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' }) as unknown as Argv<SensitivityArgs>,
+    .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' })
+    .option('prune', { type: 'boolean', default: false, describe: 'prune channels one layer at a time instead of quantizing' })
+    .option('ratios', { type: 'string', describe: 'with --prune: ratios to sweep, e.g. 0.1,0.3,0.5,0.7' })
+    .option('target', { type: 'number', describe: 'with --prune: global fraction of channels to remove; prints per-layer ratios for a recipe' }) as unknown as Argv<SensitivityArgs>,
   handler: async (a) => {
+    if (a.prune) return pruneSensitivityCommand(a);
     const opts = sensitivityOptionsFromArgs(a);
     const { onProgress, done } = progressReporter({ quiet: a.json });
     const { signal, dispose } = signalOnInterrupt();
@@ -58,6 +68,33 @@ export const sensitivityCommand: CommandModule<object, SensitivityArgs> = {
     }
   },
 };
+
+async function pruneSensitivityCommand(a: SensitivityArgs): Promise<void> {
+  const opts = {
+    ratios: a.ratios?.split(',').map(Number), target: a.target, samples: a.samples, shapes: a.shape?.length ? parseShapeFlags(a.shape) : undefined,
+    data: a.data ? await openDataSource(a.data, await loadModel(a.model)) : undefined,
+  };
+  const { onProgress, done } = progressReporter({ quiet: a.json });
+  const { signal, dispose } = signalOnInterrupt();
+  try {
+    const r = await pruneSensitivity(a.model, opts, { signal, onProgress });
+    done();
+    if (a.json) printJson(r);
+    else printPruneSensitivity(r);
+  } finally {
+    done();
+    dispose();
+  }
+}
+
+export function printPruneSensitivity(r: PruneSensitivityResult): void {
+  info(`${r.model}: channel pruning one layer at a time on ${r.examples} examples (${r.source}); damage = ${r.metric === 'accuracy' ? 'top-1 accuracy lost' : '1 - output cosine'}`);
+  const ratios = r.layers[0]?.sweep.map((p) => p.ratio) ?? [];
+  info(formatTable(['layer', 'channels', ...ratios.map((x) => `damage @${x}`)], r.layers.map((l) => [l.layer, l.channels, ...l.sweep.map((p) => p.damage)])));
+  for (const s of r.skipped) info(`left alone: ${s.layer}: ${s.why}`);
+  if (r.plan) info(`for ${r.plan.target} of the channels (achieved ${fmtNum(r.plan.achieved)} at damage <= ${fmtNum(r.plan.threshold)}): "prune": ${JSON.stringify(r.plan.recipe)}${r.plan.note ? ` (${r.plan.note})` : ''}`);
+  for (const w of r.warnings) info(`warning: ${w}`);
+}
 
 export function printSensitivity(r: SensitivityReport): void {
   const opt = (v: number | undefined) => (v === undefined ? '-' : fmtNum(v));

@@ -1,0 +1,223 @@
+// What the `edgetune fleet …` commands do, as plain functions that return data (src/cli/commands/fleet.ts
+// prints it). Each opens what it needs (a controller session, the results store), does its work, closes both.
+import { join } from 'node:path';
+import { loadConfig } from '../agent/config.js';
+import type { Logger } from '../agent/log.js';
+import { UsageError } from '../errors.js';
+import { loadTargets } from '../targets/load.js';
+import type { Recipe, Target, TuneBudget } from '../types.js';
+import { countOutcomes, dispatch, type FleetJobSpec } from './dispatch.js';
+import { distributedTune, targetCandidates, type DistributedTuneResult } from './distributed.js';
+import { deviceRows, type DeviceRow } from './format.js';
+import { runRollout, type RolloutPolicy, type RolloutResult, type WaveOutcome } from './rollout.js';
+import { describeSelection, newRunId, selectDevices, type Selection } from './select.js';
+import { FleetSession } from './session.js';
+import { ResultsStore, type ResultQuery, type ResultRow } from './store/results.js';
+import type { TrackedJob, TrackerChange } from './tracker.js';
+
+export interface FleetContext {
+  url: string;
+  fleet: string;
+  username?: string;
+  password?: string;
+  protocolVersion?: 4 | 5;
+  /** Results database file; ':memory:' keeps nothing. */
+  db: string;
+  targets: Target[];
+  settleMs?: number;
+  graceS?: number;
+  log?: Logger;
+}
+
+/** Broker, fleet and database from the same config the agent reads (file, EDGETUNE_* variables), flags on top. */
+export async function resolveFleetContext(a: { config?: string; broker?: string; fleet?: string; db?: string; settleMs?: number }): Promise<FleetContext> {
+  const config = await loadConfig({ file: a.config, overrides: { ...(a.broker ? { broker: { url: a.broker } } : {}), ...(a.fleet ? { fleet: a.fleet } : {}) } });
+  const b = config.broker;
+  // No broker URL: the broker is the embedded one a local agent starts on host:port.
+  const host = !b.host || b.host === '0.0.0.0' || b.host === '::' ? '127.0.0.1' : b.host;
+  return {
+    url: b.url ?? `mqtt://${host.includes(':') ? `[${host}]` : host}:${b.port}`,
+    fleet: config.fleet,
+    username: b.username,
+    password: b.password,
+    protocolVersion: b.protocolVersion,
+    db: a.db ?? join(config.stateDir, 'fleet.db'),
+    targets: await loadTargets(),
+    ...(a.settleMs !== undefined ? { settleMs: a.settleMs } : {}),
+  };
+}
+
+async function openSession(ctx: FleetContext, store: ResultsStore | undefined, followJobs: boolean, signal?: AbortSignal): Promise<FleetSession> {
+  const s = new FleetSession({
+    url: ctx.url, fleet: ctx.fleet, username: ctx.username, password: ctx.password, protocolVersion: ctx.protocolVersion,
+    targets: ctx.targets, store, settleMs: ctx.settleMs, graceS: ctx.graceS, log: ctx.log, followJobs,
+  });
+  try {
+    await s.start({ signal });
+  } catch (e) {
+    await s.stop().catch(() => {});
+    throw e;
+  }
+  return s;
+}
+
+/** Opens the store and a session, runs `fn`, and closes both whatever happens. */
+async function withFleet<T>(ctx: FleetContext, signal: AbortSignal | undefined, fn: (s: FleetSession, store: ResultsStore) => Promise<T>): Promise<T> {
+  const store = await ResultsStore.open(ctx.db, { onFlushError: (e) => ctx.log?.error('results store write failed', { error: String(e) }) });
+  try {
+    const s = await openSession(ctx, store, true, signal);
+    try {
+      return await fn(s, store);
+    } finally {
+      await s.stop();
+    }
+  } finally {
+    await store.close();
+  }
+}
+
+function pickDevices(s: FleetSession, sel: Selection): string[] {
+  const { selected, unknown } = selectDevices(s.view.records(), sel);
+  const ids = [...selected.map((r) => r.device), ...unknown];
+  if (!ids.length) throw new UsageError(`no devices match ${describeSelection(sel)} (${s.view.size} devices known in fleet '${s.fleet}'; see edgetune fleet devices)`);
+  return ids;
+}
+
+export async function fleetDevices(ctx: FleetContext, opts: { signal?: AbortSignal } = {}): Promise<{ rows: DeviceRow[]; latest: Map<string, ResultRow> }> {
+  // The store is optional here: a fleet without a controller history still lists its devices.
+  const store = await ResultsStore.open(ctx.db, { readonly: true }).catch(() => undefined);
+  try {
+    const s = await openSession(ctx, undefined, false, opts.signal);
+    try {
+      const latest = store?.latestByDevice() ?? new Map();
+      return { rows: deviceRows(s.view.records(), latest), latest };
+    } finally {
+      await s.stop();
+    }
+  } finally {
+    await store?.close();
+  }
+}
+
+export interface RunRequest {
+  selection: Selection;
+  spec: FleetJobSpec;
+  includeOffline?: boolean;
+  signal?: AbortSignal;
+  onChange?: (t: TrackedJob, what: TrackerChange) => void;
+}
+
+/** Sends one job to the selected devices and collects every verdict (bench, tune, rollback, profile…). */
+export async function fleetRun(ctx: FleetContext, req: RunRequest): Promise<{ runId: string; entries: TrackedJob[] }> {
+  return withFleet(ctx, req.signal, async (s, store) => {
+    const devices = pickDevices(s, req.selection);
+    const runId = newRunId();
+    store.recordRun({ id: runId, kind: req.spec.type, fleet: ctx.fleet, selection: describeSelection(req.selection), params: req.spec.params, createdAt: new Date().toISOString() });
+    const entries = await dispatch(s, { jobId: runId, devices, spec: req.spec, includeOffline: req.includeOffline, tags: { runId }, signal: req.signal, onChange: req.onChange });
+    store.finishRun(runId, countOutcomes(entries));
+    return { runId, entries };
+  });
+}
+
+export interface DeployRequest extends RunRequest {
+  policy: RolloutPolicy;
+  onWave?: (w: WaveOutcome, rate: number) => void;
+}
+
+export async function fleetDeploy(ctx: FleetContext, req: DeployRequest): Promise<RolloutResult> {
+  return withFleet(ctx, req.signal, async (s, store) => {
+    const devices = pickDevices(s, req.selection);
+    const runId = newRunId('d');
+    store.recordRun({ id: runId, kind: 'deploy', fleet: ctx.fleet, selection: describeSelection(req.selection), params: { deploy: req.spec.params, policy: req.policy }, createdAt: new Date().toISOString() });
+    const r = await runRollout(s, { runId, devices, deploy: req.spec, policy: req.policy, includeOffline: req.includeOffline, signal: req.signal, onChange: req.onChange, onWave: req.onWave });
+    store.finishRun(runId, { status: r.status, reason: r.reason, waves: r.waves.map(({ devices: d, ...w }) => ({ ...w, devices: d.length })), rolledBack: r.rollbacks.length, unknown: r.unknown });
+    return r;
+  });
+}
+
+export interface DistributedRequest {
+  selection: Selection;
+  model: string;
+  budgetMs: number;
+  percentile?: TuneBudget['percentile'];
+  memoryMB?: number;
+  /** Explicit candidates; default: each target's search space at the smallest core count among its devices. */
+  candidates?: Recipe[];
+  timeoutS?: number;
+  /** Roll the winner out to every selected device of its target (default true). */
+  deploy?: boolean;
+  policy: RolloutPolicy;
+  signal?: AbortSignal;
+  onChange?: (t: TrackedJob, what: TrackerChange) => void;
+  onReassign?: (target: string, share: number, from: string, why: string) => void;
+  onWave?: (w: WaveOutcome, rate: number) => void;
+}
+
+export interface DistributedOutcome {
+  runId: string;
+  tunes: DistributedTuneResult[];
+  rollouts: RolloutResult[];
+  /** Selected devices left out: offline, or no known target. */
+  skipped: Array<{ device: string; why: string }>;
+}
+
+/** One distributed tune per hardware target among the selected devices; each winner rolled out to its class. */
+export async function fleetTuneDistributed(ctx: FleetContext, req: DistributedRequest): Promise<DistributedOutcome> {
+  return withFleet(ctx, req.signal, async (s, store) => {
+    const ids = pickDevices(s, req.selection);
+    const runId = newRunId('t');
+    store.recordRun({ id: runId, kind: 'tune-distributed', fleet: ctx.fleet, selection: describeSelection(req.selection), params: { model: req.model, budgetMs: req.budgetMs, percentile: req.percentile ?? 90 }, createdAt: new Date().toISOString() });
+    const skipped: DistributedOutcome['skipped'] = [];
+    const byTarget = new Map<string, string[]>();
+    for (const id of ids) {
+      const r = s.view.get(id);
+      if (!r?.target) skipped.push({ device: id, why: r?.targetNote ?? 'no profile, so no known target' });
+      else if (r.online !== true) skipped.push({ device: id, why: 'offline' });
+      else byTarget.set(r.target, [...(byTarget.get(r.target) ?? []), id]);
+    }
+    if (!byTarget.size) throw new UsageError(`no online device with a known target among ${describeSelection(req.selection)}`);
+    const perTarget = [...byTarget].map(async ([target, devices], i) => {
+      const t = ctx.targets.find((x) => x.name === target);
+      const cores = Math.min(...devices.map((d) => s.view.get(d)?.profile?.cpu.cores ?? 1));
+      const candidates = req.candidates ?? targetCandidates(t, cores);
+      const tune = await distributedTune(s, {
+        runId: byTarget.size > 1 ? `${runId}-${i}` : runId, target, devices, model: req.model, budgetMs: req.budgetMs,
+        percentile: req.percentile, memoryMB: req.memoryMB, candidates, timeoutS: req.timeoutS, signal: req.signal,
+        onChange: req.onChange, onReassign: (share, from, why) => req.onReassign?.(target, share, from, why),
+      });
+      store.recordFront({ runId: tune.runId, target, createdAt: new Date().toISOString(), percentile: tune.budget.percentile, winner: tune.chosen ?? undefined, front: tune.front });
+      let rollout: RolloutResult | undefined;
+      if (tune.chosen && req.deploy !== false) {
+        rollout = await runRollout(s, {
+          runId: `${tune.runId}-d`, devices, policy: req.policy, signal: req.signal, onChange: req.onChange, onWave: req.onWave,
+          deploy: { type: 'deploy', params: { model: req.model, recipe: tune.chosen.recipe } },
+        });
+      }
+      return { tune, rollout };
+    });
+    const done = await Promise.all(perTarget);
+    const out: DistributedOutcome = { runId, tunes: done.map((d) => d.tune), rollouts: done.flatMap((d) => (d.rollout ? [d.rollout] : [])), skipped };
+    store.finishRun(runId, { targets: out.tunes.map((t) => ({ target: t.target, chosen: t.chosen?.label ?? null, trials: t.trials.length, unmeasured: t.unmeasured.length, wallS: t.wallS })) });
+    return out;
+  });
+}
+
+/** Results from one or more databases (several collectors each keep their own), newest last, duplicates dropped. */
+export async function fleetResults(dbs: string[], q: ResultQuery = {}): Promise<ResultRow[]> {
+  const seen = new Set<string>();
+  const out: ResultRow[] = [];
+  for (const file of dbs) {
+    const store = await ResultsStore.open(file, { readonly: true });
+    try {
+      for (const r of store.results(q)) {
+        const k = `${r.device}\u0000${r.jobId}`;
+        if (seen.has(k)) continue;
+        seen.add(k);
+        out.push(r);
+      }
+    } finally {
+      await store.close();
+    }
+  }
+  return out.sort((a, b) => a.receivedAt.localeCompare(b.receivedAt) || a.device.localeCompare(b.device));
+}

@@ -1,0 +1,208 @@
+import t from 'tap';
+import { join } from 'node:path';
+import { GraphBuilder, buildModel, valueInfo } from '../../src/onnx/builder.js';
+import { DT } from '../../src/onnx/dtype.js';
+import { loadModel, modelBytes, saveModel, type OnnxModel } from '../../src/onnx/model.js';
+import { readTensor } from '../../src/onnx/tensor.js';
+import { applyRecipe } from '../../src/compress/pipeline.js';
+import { openDataSource } from '../../src/measure/datasets/open.js';
+import { loadIdxClassification } from '../../src/measure/datasets/idx.js';
+import { evaluateClassifier } from '../../src/measure/accuracy.js';
+import type { Recipe } from '../../src/types.js';
+import type { StaticContext } from '../../src/compress/quantize/static.js';
+import { cosine, ort, randomFloats, runOnce } from '../helpers/ort.js';
+
+// Decisions that depend on the CPU (activation type, warnings) are pinned to an x86 with VNNI.
+const ctx: StaticContext = { cpu: { family: 'x86', isa: ['avx2', 'vnni'] } };
+
+/** Op types of the graph ONNX Runtime actually runs (its optimized-model output at level "all"). */
+async function optimizedOps(dir: string, model: OnnxModel, name = 'm'): Promise<string[]> {
+  const path = join(dir, `${name}.onnx`);
+  await saveModel(model, path);
+  const s = await ort.InferenceSession.create(path, { graphOptimizationLevel: 'all', optimizedModelFilePath: join(dir, `${name}.opt.onnx`), logSeverityLevel: 3 });
+  await s.release();
+  return (await loadModel(join(dir, `${name}.opt.onnx`))).proto.graph!.node.map((n) => n.opType);
+}
+
+function staticRecipe(extra: Partial<NonNullable<Recipe['quantize']>> = {}): Recipe {
+  return { v: 1, quantize: { mode: 'static', calibration: { method: 'minmax', samples: 8, batch: 4 }, ...extra } };
+}
+
+/** x[N,8,12,12] → Conv(16) → Relu → MaxPool → Conv(16) → Add(residual) → Relu → Concat(with a Conv) → GAP → Flatten → Gemm → y */
+function cnn(opset = 13) {
+  const b = new GraphBuilder('cnn');
+  const x = b.input('x', DT.FLOAT, ['N', 8, 12, 12]);
+  const w1 = b.initializer('w1', DT.FLOAT, [16, 8, 3, 3], randomFloats(16 * 72, 1, 0.2));
+  const b1 = b.initializer('b1', DT.FLOAT, [16], randomFloats(16, 2, 0.1));
+  const h1 = b.op('Relu', [b.op('Conv', [x, w1, b1], { pads: [1, 1, 1, 1] }, 'conv1')]);
+  const p = b.op('MaxPool', [h1], { kernel_shape: [2, 2], strides: [2, 2] }, 'pool');
+  const w2 = b.initializer('w2', DT.FLOAT, [16, 16, 3, 3], randomFloats(16 * 144, 3, 0.1));
+  const c2 = b.op('Conv', [p, w2], { pads: [1, 1, 1, 1] }, 'conv2');
+  const r = b.op('Relu', [b.op('Add', [c2, p], undefined, 'residual')]);
+  // The same weight feeds a second conv: the int8 copy is made once and read twice.
+  const c3 = b.op('Conv', [r, w2], { pads: [1, 1, 1, 1] }, 'conv3_shared_weight');
+  const cat = b.op('Concat', [r, c3], { axis: 1 }, 'concat');
+  const f = b.op('Flatten', [b.op('GlobalAveragePool', [cat], undefined, 'gap')]);
+  const wf = b.initializer('wf', DT.FLOAT, [10, 32], randomFloats(320, 4, 0.3));
+  const bf = b.initializer('bf', DT.FLOAT, [10], randomFloats(10, 5, 0.1));
+  b.output(b.node('Gemm', [f, wf, bf], { outputs: ['y'], attrs: { transB: 1 }, name: 'fc' })[0], DT.FLOAT, ['N', 10]);
+  return buildModel(b.graph, { '': opset });
+}
+
+const xFeed = (n: number, seed = 9) => ({ x: new ort.Tensor('float32', randomFloats(n * 8 * 144, seed), [n, 8, 12, 12]) });
+
+t.test('static QDQ: ORT fuses the groups into QLinearConv/QLinearAdd/QLinearConcat/QGemm and stays close to fp32', async (t) => {
+  const dir = t.testdir();
+  const m = cnn();
+  const res = await applyRecipe(m, staticRecipe(), ctx);
+  const changed = Object.fromEntries(res.passes[0].changed.map((c) => [c.node, c.what]));
+  t.match(changed.conv2, /per-channel weights \[16x16x3x3\]/);
+  t.match(changed.conv1, /int32 bias/);
+  t.ok(changed.conv3_shared_weight && changed.residual && changed.concat && changed.fc, Object.keys(changed).join(','));
+  t.match(res.warnings.join('\n'), /generated random inputs/, 'calibrating without data is loud');
+  t.match(res.warnings.join('\n'), /U8S8/, 'x86 defaults to uint8 activations');
+  // The shared weight is stored once as int8.
+  const q = res.model.proto.graph!.initializer.filter((i) => i.name.startsWith('w2_quantized'));
+  t.equal(q.length, 1, 'one int8 copy of the shared weight');
+  t.equal(q[0].dataType, DT.INT8);
+  t.notOk(res.model.proto.graph!.initializer.some((i) => i.name === 'w2'), 'the fp32 weight is gone');
+
+  const ops = await optimizedOps(dir, res.model);
+  for (const op of ['QLinearConv', 'QLinearAdd', 'QLinearConcat', 'QGemm', 'QLinearGlobalAveragePool']) t.ok(ops.includes(op), `${op} in ${ops.join(' ')}`);
+  t.notOk(ops.includes('Conv'), 'no float conv left');
+  const ref = await runOnce(modelBytes(m), xFeed(4));
+  const out = await runOnce(modelBytes(res.model), xFeed(4));
+  t.ok(cosine(ref.y, out.y) > 0.99, `cosine ${cosine(ref.y, out.y)}`);
+});
+
+t.test('S8S8 and U8S8 with reduce-range both load; reduce-range keeps weights in 7 bits', async (t) => {
+  const m = cnn();
+  const ref = await runOnce(modelBytes(m), xFeed(2));
+  for (const q of [{ activationType: 'int8' as const }, { activationType: 'uint8' as const, reduceRange: true }]) {
+    const res = await applyRecipe(m, staticRecipe(q), ctx);
+    const g = res.model.proto.graph!;
+    const zp = g.initializer.find((i) => i.name.startsWith('x_zero_point'))!;
+    t.equal(zp.dataType, q.activationType === 'int8' ? DT.INT8 : DT.UINT8, `activation zero point is ${q.activationType}`);
+    const w = readTensor(g.initializer.find((i) => i.name.startsWith('w2_quantized'))!).data as Int8Array;
+    const wmax = Math.max(...Array.from(w, Math.abs));
+    t.equal(wmax, q.reduceRange ? 63 : 127, 'largest weight uses the full (or 7-bit) range');
+    const out = await runOnce(modelBytes(res.model), xFeed(2));
+    t.ok(cosine(ref.y, out.y) > 0.98, `cosine ${cosine(ref.y, out.y)} for ${JSON.stringify(q)}`);
+  }
+});
+
+t.test('the example CNN: calibrated on its IDX set, fused in ORT, top-1 within 0.5 points of fp32', async (t) => {
+  const dir = join(import.meta.dirname, '../../examples/fashion-mnist');
+  const m = await loadModel(join(dir, 'model.onnx'));
+  const data = await openDataSource(dir, m);
+  const res = await applyRecipe(m, { v: 1, quantize: { mode: 'static', calibration: { method: 'percentile', samples: 256 } } }, { ...ctx, data });
+  const skipped = Object.fromEntries(res.passes[0].skipped.map((s) => [s.node, s.why]));
+  t.match(skipped['/conv1/Conv'], /reduction depth 9/, 'the 1-channel first conv stays fp32');
+  t.match(res.warnings.join('\n'), /Relu moved after 1 MaxPool/);
+  t.notMatch(res.warnings.join('\n'), /generated random/);
+  const tmp = t.testdir();
+  const ops = await optimizedOps(tmp, res.model, 'q');
+  t.ok(ops.includes('QLinearConv') && ops.filter((o) => o === 'QGemm').length === 2, ops.join(' '));
+  t.notOk(ops.some((o, i) => o === 'QuantizeLinear' && ops[i + 1] === 'MaxPool'), 'no int8 MaxPool in NCHW (Q stays after the pool)');
+  const set = await loadIdxClassification(join(dir, 't10k-images-idx3-ubyte.gz'), join(dir, 't10k-labels-idx1-ubyte.gz'), { limit: 2000 });
+  const a = await evaluateClassifier(join(dir, 'model.onnx'), set, { batch: 500 });
+  const b = await evaluateClassifier(join(tmp, 'q.onnx'), set, { batch: 500 });
+  t.ok(a.accuracy - b.accuracy <= 0.005, `top-1 fp32 ${a.accuracy} int8 ${b.accuracy}`);
+});
+
+t.test('robustness: graph-output convs, dynamic weights, If bodies, masks, stale value_info, overrides', async (t) => {
+  const b = new GraphBuilder('odd');
+  const x = b.input('x', DT.FLOAT, ['N', 8, 6, 6]);
+  const w = b.initializer('w', DT.FLOAT, [8, 8, 3, 3], randomFloats(576, 11, 0.2));
+  const h = b.op('Conv', [x, w], { pads: [1, 1, 1, 1] }, 'body');
+  // A mask-carrying tensor: adding -3.4e38 where a constant says so (what attention/NMS exports do).
+  const mask = new Float32Array(8 * 36).map((_, i) => (i % 7 === 0 ? -3.4e38 : 0));
+  const masked = b.op('Add', [h, b.initializer('mask', DT.FLOAT, [1, 8, 6, 6], mask)], undefined, 'apply_mask');
+  b.output(b.op('Sigmoid', [b.op('Conv', [masked, w], { pads: [1, 1, 1, 1] }, 'after_mask')]), DT.FLOAT);
+  b.output(b.node('Conv', [h, w], { outputs: ['head'], attrs: { pads: [1, 1, 1, 1] }, name: 'head_conv' })[0], DT.FLOAT);
+  const wd = b.input('wd', DT.FLOAT, [36, 4]);
+  b.output(b.op('MatMul', [b.op('Reshape', [h, b.initializer('shape', DT.INT64, [2], BigInt64Array.of(-1n, 36n))]), wd], undefined, 'dyn_matmul'), DT.FLOAT);
+  const wk = b.initializer('wk', DT.FLOAT, [8, 8, 3, 3], randomFloats(576, 12, 0.2));
+  b.output(b.op('Conv', [h, wk], { pads: [1, 1, 1, 1] }, 'kept_by_override'), DT.FLOAT);
+  // An If whose branches hold a Gemm: reported, left alone.
+  const then = new GraphBuilder('then');
+  then.output(then.op('Gemm', ['xf', 'wg'], undefined, 'inner_gemm'), DT.FLOAT);
+  const els = new GraphBuilder('else');
+  els.output(els.op('Identity', ['xf']), DT.FLOAT);
+  const xf = b.node('Flatten', [h], { outputs: ['xf'] })[0];
+  b.initializer('wg', DT.FLOAT, [288, 288], randomFloats(288 * 288, 13, 0.01));
+  const cond = b.input('cond', DT.BOOL, []);
+  b.output(b.node('If', [cond], { outputs: ['branch'], attrs: { then_branch: then.graph, else_branch: els.graph }, name: 'if' })[0], DT.FLOAT);
+  void xf;
+  // A stale value_info from an "exporter": wrong shape for h.
+  b.graph.valueInfo.push(valueInfo(h, DT.FLOAT, [1, 3, 99, 99]));
+  const m = buildModel(b.graph);
+  const res = await applyRecipe(m, { v: 1, quantize: { mode: 'static', calibration: { method: 'entropy', samples: 4 }, overrides: { kept_by_override: { skip: true } } } },
+    { ...ctx, shapes: { x: [2, 8, 6, 6], wd: [36, 4] } } as StaticContext);
+  const why = Object.fromEntries(res.passes[0].skipped.map((s) => [s.node, s.why]));
+  t.match(why.head_conv, /graph output/);
+  t.match(why.dyn_matmul, /not a constant/);
+  t.match(why.if, /1 Conv\/MatMul\/Gemm inside its subgraph bodies stay fp32/);
+  t.match(why.kept_by_override, /overrides\["kept_by_override"\]/);
+  t.match(why[masked], /mask or non-finite values/, 'the masked tensor is not quantized');
+  t.match(why.after_mask, /no activation range/);
+  t.ok(res.passes[0].changed.some((c) => c.node === 'body'), 'the ordinary conv is quantized');
+  t.equal(res.model.proto.graph!.valueInfo.length, 0, 'stale value_info dropped');
+  const feeds = {
+    x: new ort.Tensor('float32', randomFloats(2 * 288, 14), [2, 8, 6, 6]), wd: new ort.Tensor('float32', randomFloats(144, 15), [36, 4]),
+    cond: new ort.Tensor('bool', Uint8Array.of(1), []),
+  };
+  const ref = await runOnce(modelBytes(m), feeds);
+  const out = await runOnce(modelBytes(res.model), feeds);
+  t.same(Object.keys(out).sort(), Object.keys(ref).sort(), 'same outputs');
+  for (const k of Object.keys(ref)) t.ok(out[k].every((v, i) => Number.isFinite(v) === Number.isFinite(ref[k][i])), `${k}: masks survive`);
+});
+
+t.test('old opsets: raised to 13 when safe (Slice/Squeeze/Softmax converted), per-tensor when not, skipped below 10', async (t) => {
+  const build = (opset: number, softmaxAxis: number) => {
+    const b = new GraphBuilder('old');
+    const x = b.input('x', DT.FLOAT, [1, 8, 6, 6]);
+    const w = b.initializer('w', DT.FLOAT, [8, 8, 3, 3], randomFloats(576, 21, 0.2));
+    const c = b.op('Conv', [x, w], { pads: [1, 1, 1, 1] }, 'conv');
+    const s = b.op('Slice', [c], { starts: [0], ends: [4], axes: [1] }, 'slice'); // opset-9 Slice: attributes
+    const w2 = b.initializer('w2', DT.FLOAT, [8, 4, 3, 3], randomFloats(288, 22, 0.2));
+    const c2 = b.op('Conv', [s, w2], { pads: [1, 1, 1, 1] }, 'conv2');
+    const sq = b.op('Squeeze', [b.op('ReduceMean', [c2], { axes: [2], keepdims: 1 })], { axes: [2] });
+    b.output(b.op('Softmax', [sq], { axis: softmaxAxis }, 'softmax'), DT.FLOAT);
+    return buildModel(b.graph, { '': opset }, 4);
+  };
+  const feeds = { x: new ort.Tensor('float32', randomFloats(288, 23), [1, 8, 6, 6]) };
+  const safe = build(9, 2); // rank-3 input: axis 2 is the last one
+  const ref = await runOnce(modelBytes(safe), feeds);
+  const up = await applyRecipe(safe, staticRecipe(), ctx);
+  t.equal(Number(up.model.proto.opsetImport.find((o) => o.domain === '')!.version), 13);
+  t.match(up.warnings.join('\n'), /opset raised from 9 to 13/);
+  t.ok(up.passes[0].changed.find((c) => c.node === 'conv2')?.what.includes('per-channel'));
+  const out = await runOnce(modelBytes(up.model), feeds);
+  t.ok(cosine(ref[Object.keys(ref)[0]], out[Object.keys(out)[0]]) > 0.99, 'upgraded model computes the same');
+
+  const unsafe = build(9, 1); // softmax over axis 1 of a rank-3 input: means something else at 13
+  const res = await applyRecipe(unsafe, staticRecipe(), ctx);
+  t.equal(res.passes[0].changed.length, 0);
+  t.match(res.warnings.join('\n'), /opset 9 < 10/);
+});
+
+t.test('BatchNormalization folds into the conv before quantizing', async (t) => {
+  const b = new GraphBuilder('bn');
+  const x = b.input('x', DT.FLOAT, [1, 8, 6, 6]);
+  const w = b.initializer('w', DT.FLOAT, [16, 8, 3, 3], randomFloats(16 * 72, 31, 0.2));
+  const c = b.op('Conv', [x, w], { pads: [1, 1, 1, 1] }, 'conv');
+  const p = (seed: number, s: number, off = 0) => randomFloats(16, seed, s).map((v) => v + off);
+  const bn = b.op('BatchNormalization', [c, b.initializer('g', DT.FLOAT, [16], p(32, 0.5, 1)), b.initializer('be', DT.FLOAT, [16], p(33, 0.3)),
+    b.initializer('mu', DT.FLOAT, [16], p(34, 0.3)), b.initializer('var', DT.FLOAT, [16], p(35, 0.2, 0.5))], { epsilon: { float: 1e-3 } }, 'bn');
+  const w2 = b.initializer('w2', DT.FLOAT, [8, 16, 3, 3], randomFloats(8 * 144, 36, 0.2));
+  b.output(b.op('Conv', [b.op('Relu', [bn]), w2], undefined, 'conv2'), DT.FLOAT);
+  const m = buildModel(b.graph);
+  const res = await applyRecipe(m, staticRecipe(), ctx);
+  t.match(res.warnings.join('\n'), /folded 1 BatchNormalization/);
+  t.notOk(res.model.proto.graph!.node.some((n) => n.opType === 'BatchNormalization'));
+  const feeds = { x: new ort.Tensor('float32', randomFloats(288, 37), [1, 8, 6, 6]) };
+  const ref = Object.values(await runOnce(modelBytes(m), feeds))[0];
+  const out = Object.values(await runOnce(modelBytes(res.model), feeds))[0];
+  t.ok(cosine(ref, out) > 0.99, `cosine ${cosine(ref, out)}`);
+});

@@ -1,0 +1,75 @@
+// Mosquitto with TLS from a test CA, mutual TLS, passwords and the ACL shipped in config/mosquitto/edgetune.acl:
+// the agent connects only with the right credentials, and a device can publish only under its own topics.
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { connectAsync } from 'mqtt';
+import { packageRoot } from '../../src/util/paths.js';
+import { agentEnv, controller, freePort, makeCerts, mosquitto, skip, startAgent } from './harness.js';
+
+const BASE = 'edgetune/it/dev1';
+
+t.test('TLS, mutual TLS, passwords and the device ACL', { skip }, async (t) => {
+  const dir = t.testdir();
+  const certs = makeCerts(join(dir, 'pki'), 'dev1');
+  const pw = join(dir, 'passwd');
+  writeFileSync(pw, '');
+  execFileSync('mosquitto_passwd', ['-b', pw, 'controller', 'ctl-secret']);
+  execFileSync('mosquitto_passwd', ['-b', pw, 'dev2', 'dev2-secret']);
+  const tlsPort = await freePort();
+  const mq = await mosquitto(t, join(dir, 'mq'), [
+    `password_file ${pw}`,
+    `acl_file ${join(packageRoot(), 'config', 'mosquitto', 'edgetune.acl')}`,
+    `listener ${tlsPort} 127.0.0.1`,
+    `cafile ${certs.ca}`,
+    `certfile ${certs.serverCert}`,
+    `keyfile ${certs.serverKey}`,
+    'require_certificate true',
+    'use_identity_as_username true',
+  ], { tlsPort, anonymous: false });
+  const tlsUrl = `mqtts://127.0.0.1:${tlsPort}`;
+  const ctl = await controller(t, mq.url, ['edgetune/#'], { username: 'controller', password: 'ctl-secret' });
+
+  // mutual TLS: the agent's client certificate (CN=dev1) is its identity
+  const agent = startAgent(t, agentEnv(tlsUrl, join(dir, 'state'), 'dev1', {
+    EDGETUNE_BROKER_TLS_CA: certs.ca, EDGETUNE_BROKER_TLS_CERT: certs.clientCert, EDGETUNE_BROKER_TLS_KEY: certs.clientKey,
+  }));
+  await ctl.waitFor((m) => m.topic === `${BASE}/status` && m.doc.state === 'online', 'online over mutual TLS', 60_000);
+  await ctl.client.publishAsync(`${BASE}/jobs/sec1`, JSON.stringify({ v: 1, id: 'sec1', type: 'config', params: {} }), {
+    qos: 1, properties: { responseTopic: `${BASE}/reply/ctl`, correlationData: Buffer.from('c1') },
+  });
+  await ctl.waitFor((m) => m.topic === `${BASE}/jobs/sec1/result`, 'job result through the ACL');
+  await ctl.waitFor((m) => m.topic === `${BASE}/reply/ctl` && m.doc.id === 'sec1', 'reply on an allowed response topic');
+  // a response topic outside the device's own branch: the broker refuses the reply, the agent drops it and goes on
+  await ctl.client.publishAsync(`${BASE}/jobs/sec2`, JSON.stringify({ v: 1, id: 'sec2', type: 'config', params: {} }), {
+    qos: 1, properties: { responseTopic: 'edgetune/it/dev2/status' },
+  });
+  await ctl.waitFor((m) => m.topic === `${BASE}/jobs/sec2/status` && m.doc.state === 'SUCCEEDED', 'sec2 status');
+  const start = Date.now();
+  while (!agent.logs.some((l) => /broker refused outbox entry/.test(l.msg)) && Date.now() - start < 10_000) await new Promise((r) => setTimeout(r, 100));
+  t.ok(agent.logs.some((l) => /broker refused outbox entry .*reason code 135/.test(l.msg)), 'the refusal is logged with its reason code');
+  t.notOk(ctl.msgs.some((m) => m.topic === 'edgetune/it/dev2/status'), 'nothing reached another device\'s topic');
+
+  // the same ACL for a device with a password: its own topics yes, another device's no
+  const dev2 = await connectAsync(mq.url, { protocolVersion: 5, username: 'dev2', password: 'dev2-secret', reconnectPeriod: 0 });
+  t.teardown(() => dev2.endAsync(true));
+  await dev2.publishAsync('edgetune/it/dev2/status', JSON.stringify({ v: 1, state: 'online' }), { qos: 1 });
+  await t.rejects(dev2.publishAsync('edgetune/it/dev1/status', JSON.stringify({ v: 1, state: 'offline' }), { qos: 1 }), { code: 135 }, 'spoofing dev1 is refused');
+  await t.rejects(dev2.publishAsync('edgetune/it/all/jobs/x', '{}', { qos: 1 }), { code: 135 }, 'a device cannot send jobs');
+
+  // refused connections: wrong password, TLS without a client certificate, a broker certificate from another CA
+  await t.rejects(connectAsync(mq.url, { protocolVersion: 5, username: 'dev2', password: 'wrong', reconnectPeriod: 0 }), 'wrong password');
+  await t.rejects(connectAsync(tlsUrl, { ca: readFileSync(certs.ca), reconnectPeriod: 0, connectTimeout: 5000 }), 'no client certificate');
+  await t.rejects(connectAsync(tlsUrl, {
+    ca: readFileSync(certs.otherCa), cert: readFileSync(certs.clientCert), key: readFileSync(certs.clientKey), reconnectPeriod: 0, connectTimeout: 5000,
+  }), /self[- ]signed|unable to verify|certificate/i, 'a broker certificate our CA did not sign');
+  await agent.kill('SIGTERM');
+
+  // username + password kept in a file (broker.passwordFile), as the systemd install sets it up
+  writeFileSync(join(dir, 'dev2.pw'), 'dev2-secret\n');
+  await dev2.endAsync(true);
+  const agent2 = startAgent(t, agentEnv(mq.url, join(dir, 'state2'), 'dev2', { EDGETUNE_BROKER_USERNAME: 'dev2', EDGETUNE_BROKER_PASSWORD_FILE: join(dir, 'dev2.pw') }));
+  await ctl.waitFor((m) => m.topic === 'edgetune/it/dev2/status' && m.doc.state === 'online' && m.doc.session === 1, 'dev2 online with a password file', 60_000);
+  await agent2.kill('SIGTERM');
+});
