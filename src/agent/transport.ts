@@ -115,6 +115,8 @@ export class Transport {
       reconnectPeriod: 0, // we reconnect ourselves, with backoff and jitter
       resubscribe: false, // and restore subscriptions ourselves, on every connect
       queueQoSZero: false, // stale progress is worthless after an outage
+      // mqtt-packet would otherwise pre-build 65536 two-byte Buffers for packet ids: 6 MB of heap on a device.
+      writeCache: false,
       connectTimeout: o.connectTimeoutMs ?? 30_000,
       will: this.willPacket(),
       ...(o.tls ?? {}),

@@ -100,7 +100,7 @@ t.test('deploy interrupted at random points: always the old or the new model, ne
   const span = Math.max(500, d0end.at - d0start);
   let active = a.sha256;
   const outcomes: Record<string, number> = {};
-  const rounds = 5;
+  const rounds = 4;
   for (let i = 1; i <= rounds; i++) {
     const target = active === a.sha256 ? b : a;
     const id = `d${i}`;

@@ -77,10 +77,9 @@ t.test('an interrupted tune resumes from its journal without measuring finished 
   const model = await mlpFile(dir);
   const opts = { model, budgetMs: 1000, threads: [1, 2], quant: ['dynamic', 'fp16'] as Array<'dynamic' | 'fp16'>, strategy: 'exhaustive' as const, bench: quickBench, output: join(dir, 'o.onnx'), reportPath: false as const };
   const ac = new AbortController();
-  await t.rejects(tune(opts, { signal: ac.signal, onProgress: (p) => { console.error('PROGRESS', p.step, p.detail); if (/^2 measured/.test(p.detail ?? '')) ac.abort(); } }), { code: 'CANCELED' });
+  await t.rejects(tune(opts, { signal: ac.signal, onProgress: (p) => { if (/^2 measured/.test(p.detail ?? '')) ac.abort(); } }), { code: 'CANCELED' });
   const lines = (await readFile(join(dir, 'o.tune-journal.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
   const done = lines.filter((l) => l.kind === 'trial').map((l) => l.id);
-  console.error('JOURNAL', JSON.stringify(lines.filter((l) => l.kind !== 'trial' && l.kind !== 'model')));
   t.equal(done.length, 2, 'two trials were journaled before the interruption');
   const r = await tune(opts);
   t.equal(r.journal.resumed, true);

@@ -41,7 +41,7 @@ export function simDeviceIds(count: number, kinds: string[], prefix = 'sim'): Ar
 export class SimFleet {
   readonly devices: SimDevice[] = [];
 
-  constructor(private readonly opts: SimFleetOptions) {
+  constructor(opts: SimFleetOptions) {
     const kinds = opts.kinds ?? Object.keys(SIM_KINDS);
     for (const k of kinds) if (!SIM_KINDS[k]) throw new RangeError(`unknown simulated board '${k}' (known: ${Object.keys(SIM_KINDS).join(', ')})`);
     for (const { id, kind } of simDeviceIds(opts.count, kinds, opts.prefix)) {
