@@ -29,7 +29,7 @@ t.test('agent --once: embedded broker, default tune job, table on stdout, exit 0
   t.equal(r.code, 0, r.stderr);
   const logs = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
   t.ok(logs.some((l) => /^no broker configured: started embedded MQTT broker on 127\.0\.0\.1:\d+$/.test(l.msg)), 'JSON log lines when stdout is not a TTY');
-  t.match(r.stdout, /candidate[\s\S]*baseline fp32 p90/);
+  t.match(r.stdout, /candidate[\s\S]*baseline fp32[^\n]* p90/);
   t.match(r.stdout, /published on edgetune\/default\/cli-once\/jobs\/once-1-[0-9a-f]+\/result/);
   t.ok(existsSync(join(dir, 'state', 'session.json')), 'state lives where EDGETUNE_STATE_DIR (relative to cwd) says');
 });
