@@ -45,6 +45,8 @@ t.test('outbox: entries persist in order, held ones wait for release, acked ones
   t.match(await again.load(), [{ seq: s2, tag: { job: 'j', terminal: true }, messages: [{ topic: 'ob/b' }, { topic: 'ob/c' }] }]);
   ob.release(s2);
   await ob.drained();
+  // drained() means the broker acked; the observing client may receive a moment later.
+  await obs.waitFor((m) => m.topic === 'ob/c', 'c delivered');
   t.same(obs.msgs.map((m) => m.doc.n), [1, 2, 3], 'in order');
   t.same(readdirSync(dir), [], 'nothing left on disk');
   writeFileSync(join(dir, '000000000009.json'), '{"torn');
