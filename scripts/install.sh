@@ -86,7 +86,9 @@ Environment=NODE_ENV=production
 Environment=EDGETUNE_CONFIG=$CONFIG_DIR/config.json
 Environment=EDGETUNE_STATE_DIR=$STATE_DIR
 # JSON lines on stdout go to the journal: journalctl -u edgetune-agent -o cat
-ExecStart=$NODE_BIN --max-semi-space-size=2 $PREFIX/dist/src/cli/main.js agent
+# daemon.js is \`edgetune agent\` without the rest of the CLI loaded; --lite-mode and a small young generation keep
+# the idle agent near 50 MB (work processes run with the full compiler: see src/agent/work/worker.ts).
+ExecStart=$NODE_BIN --lite-mode --no-expose-wasm --max-semi-space-size=1 $PREFIX/dist/src/agent/daemon.js
 Restart=on-failure
 RestartSec=5
 # SIGTERM to the agent only: it interrupts the running job (it resumes at the next start), publishes offline
@@ -126,15 +128,26 @@ WantedBy=multi-user.target
 EOF
 }
 
+# TypeScript → JavaScript, file by file, same tree: esbuild (which tsx ships) takes a second; tsc is the fallback
+# (it writes JavaScript even when a type check elsewhere in the tree fails: what matters is the output).
+build_js() {
+  local out=$1 esbuild="$SRC/node_modules/esbuild/bin/esbuild"
+  if [ -x "$esbuild" ]; then
+    (cd "$SRC" && "$esbuild" $(find src -name '*.ts') --outdir="$out/src" --outbase=src --format=esm --platform=node --target=node20 --log-level=warning)
+  else
+    (cd "$SRC" && "$NODE_BIN" node_modules/typescript/bin/tsc -p tsconfig.json --outDir "$out" >/dev/null 2>&1) || true
+  fi
+  [ -f "$out/src/agent/daemon.js" ] && [ -f "$out/src/cli/main.js" ] && [ -f "$out/src/agent/work/worker-child.js" ] \
+    || die "build failed (is this a checkout with node_modules? run npm ci first)"
+}
+
 if [ "$DRY_RUN" = 1 ]; then unit; exit 0; fi
 
 say "building (Node.js $NODE_VERSION)"
 BUILD=$(mktemp -d)
 trap 'rm -rf "$BUILD"' EXIT
-# tsc writes JavaScript even when a type check elsewhere in the tree (tests) fails; what matters is the output.
-(cd "$SRC" && "$NODE_BIN" node_modules/typescript/bin/tsc -p tsconfig.json --outDir "$BUILD" >"$BUILD.log" 2>&1) || true
-[ -f "$BUILD/src/cli/main.js" ] && [ -f "$BUILD/src/agent/work/worker-child.js" ] || { cat "$BUILD.log" >&2; die "build failed (is this a checkout with node_modules? run npm ci first)"; }
-rm -f "$BUILD.log"
+build_js "$BUILD"
+
 
 say "installing to $PREFIX"
 mkdir -p "$PREFIX"

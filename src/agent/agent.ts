@@ -1,13 +1,12 @@
 // The composition root: builds the stores (job queue, outbox, models, transfers), the broker (when none is
 // configured), the transport, the job runner and the heartbeat once, recovers what a crash left, wires them
 // together and owns start/stop. Everything it composes can be used and tested on its own.
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import type { IPublishPacket } from 'mqtt';
-import { CanceledError, EdgetuneError, errorMessage } from '../errors.js';
+import { EdgetuneError, errorMessage } from '../errors.js';
 import type { DeviceProfile } from '../types.js';
-import { packageRoot } from '../util/paths.js';
 import type { EmbeddedBroker } from './broker.js';
 import { systemClock, type Clock } from './clock.js';
 import type { ResolvedConfig } from './config.js';
@@ -16,7 +15,7 @@ import { ModelStore, type DeployedDoc } from './deploy/store.js';
 import { TransferStore } from './deploy/transfer.js';
 import { realHandlers } from './handlers.js';
 import { Heartbeat } from './heartbeat.js';
-import { TERMINAL_STATES, type HandlerMap, type JobDoc, type JobStatus } from './jobs.js';
+import type { HandlerMap, JobDoc, JobStatus } from './jobs.js';
 import { JobStore, type Reply } from './jobstore.js';
 import type { Logger } from './log.js';
 import { Outbox, type OutMessage } from './outbox.js';
@@ -24,8 +23,10 @@ import { applyPatch, loadRemotePatch, type RemotePatch } from './remote-config.j
 import { JobRunner, type JobSink } from './runner.js';
 import { nextSession } from './state.js';
 import { baseTopic, jobFilters, topicMatches, topics } from './topics.js';
-import { assertPublishTopic, Transport, type TransportOptions, type VersionedDoc } from './transport.js';
+import { assertPublishTopic, Transport, type VersionedDoc } from './transport.js';
 import { runTask, type Work } from './work/worker.js';
+import { OwnJobs } from './own-jobs.js';
+import { brokerPassword, packageVersion, tlsOptions } from './setup.js';
 
 export interface AgentContext {
   config: ResolvedConfig;
@@ -43,8 +44,6 @@ export interface AgentContext {
   /** Runs heavy work (default: child processes). */
   work?: Work;
 }
-
-type JobWatcher = { status?: JobStatus; result?: unknown; onChange: () => void };
 
 export class Agent {
   readonly base: string;
@@ -64,7 +63,7 @@ export class Agent {
   private version = '0.0.0';
   private readonly clock: Clock;
   private readonly startedAt: number;
-  private readonly watchers = new Map<string, JobWatcher>();
+  private readonly ownJobs: OwnJobs;
   private starting: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
   private resolveStopped!: () => void;
@@ -76,6 +75,7 @@ export class Agent {
     this.clock = ctx.clock ?? systemClock;
     this.config = ctx.config;
     this.startedAt = this.clock.now();
+    this.ownJobs = new OwnJobs(ctx.log);
   }
 
   /** Recovers state, starts the broker (if embedded), the runner and the connection (which continues in the background). */
@@ -157,7 +157,7 @@ export class Agent {
       url: this.brokerUrl!,
       clientId: (b.clientId ?? `edgetune-${config.fleet}-${config.deviceId}`).slice(0, 128),
       username: b.username,
-      password: b.passwordFile ? (await readFile(b.passwordFile, 'utf8')).split('\n')[0] : b.password,
+      password: await brokerPassword(b),
       keepaliveS: b.keepaliveS,
       protocolVersion: b.protocolVersion,
       reconnect: b.reconnect,
@@ -201,32 +201,8 @@ export class Agent {
    * Publishes a job to this device's own job topic, the same path a controller's job takes, and resolves with
    * its terminal status and result as they come back through the broker.
    */
-  async submitOwnJob(job: JobDoc, signal?: AbortSignal): Promise<{ status: JobStatus; result?: unknown }> {
-    const t = this.requireTransport();
-    const filter = `${topics.job(this.base, job.id)}/+`;
-    const watcher: JobWatcher = { onChange: () => {} };
-    this.watchers.set(job.id, watcher);
-    try {
-      await t.subscribe(filter, 1);
-      const done = new Promise<{ status: JobStatus; result?: unknown }>((resolve, reject) => {
-        const onAbort = () => reject(new CanceledError(`waiting for job ${job.id}`));
-        if (signal?.aborted) return onAbort();
-        signal?.addEventListener('abort', onAbort, { once: true });
-        watcher.onChange = () => {
-          const s = watcher.status;
-          // The result is published before SUCCEEDED; wait for both.
-          if (s && TERMINAL_STATES.has(s.state) && (s.state !== 'SUCCEEDED' || watcher.result !== undefined)) {
-            signal?.removeEventListener('abort', onAbort);
-            resolve({ status: s, result: watcher.result });
-          }
-        };
-      });
-      await t.publish(topics.job(this.base, job.id), job, { qos: 1 });
-      return await done;
-    } finally {
-      this.watchers.delete(job.id);
-      await t.unsubscribe(filter).catch(() => {});
-    }
+  submitOwnJob(job: JobDoc, signal?: AbortSignal): Promise<{ status: JobStatus; result?: unknown }> {
+    return this.ownJobs.submit(this.requireTransport(), this.base, job, signal);
   }
 
   /**
@@ -365,7 +341,8 @@ export class Agent {
   }
 
   private async onMessage(topic: string, payload: Buffer, packet: IPublishPacket): Promise<void> {
-    if (this.stopping) return;
+    // Also while stopping: the runner records a job that arrives now, to run at the next start, rather than let the
+    // acknowledged message vanish.
     if (jobFilters(this.config).some((f) => topicMatches(f, topic))) {
       if (packet.retain) {
         // A retained job would re-run on every reconnect of every device; refuse to treat it as a request.
@@ -381,19 +358,7 @@ export class Agent {
       await this.transfers?.put(chunk[1], chunk[2], payload);
       return;
     }
-    const m = /\/jobs\/([^/]+)\/(status|result)$/.exec(topic);
-    const watcher = m && this.watchers.get(m[1]);
-    if (!m || !watcher) return;
-    try {
-      const doc = JSON.parse(payload.toString('utf8'));
-      if (m[2] === 'status') {
-        // QoS 0 progress can overtake; keep the newest by seq.
-        if (!watcher.status || doc.seq > watcher.status.seq) watcher.status = doc as JobStatus;
-      } else watcher.result = doc;
-      watcher.onChange();
-    } catch (e) {
-      this.ctx.log.warn('unreadable message on a watched job topic', { topic, error: errorMessage(e) });
-    }
+    this.ownJobs.onMessage(topic, payload);
   }
 
   /** MQTT 5 request/response: where the requester wants the answer, if that is a topic we may publish to. */
@@ -414,26 +379,4 @@ export class Agent {
     if (!this.transport) throw new EdgetuneError('USAGE', 'agent not started: call start() first');
     return this.transport;
   }
-}
-
-async function tlsOptions(tls: ResolvedConfig['broker']['tls']): Promise<TransportOptions['tls']> {
-  const read = async (p: string | undefined, what: string) => {
-    if (!p) return undefined;
-    try {
-      return await readFile(p);
-    } catch (e) {
-      throw new EdgetuneError('CONFIG_INVALID', `/broker/tls/${what}: cannot read ${p}: ${errorMessage(e)}`);
-    }
-  };
-  const [ca, cert, key] = await Promise.all([read(tls.ca, 'ca'), read(tls.cert, 'cert'), read(tls.key, 'key')]);
-  return {
-    ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}),
-    rejectUnauthorized: tls.rejectUnauthorized,
-    ...(tls.servername ? { servername: tls.servername } : {}),
-  };
-}
-
-async function packageVersion(): Promise<string> {
-  const pkg = JSON.parse(await readFile(join(packageRoot(), 'package.json'), 'utf8')) as { version?: string };
-  return pkg.version ?? '0.0.0';
 }

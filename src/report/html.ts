@@ -39,6 +39,10 @@ export function renderTuneReport(r: Result): string {
     role: same(r.chosen, m) ? 'chosen' : r.front.some((f) => same(f, m)) ? 'front' : same(r.baseline, m) ? 'baseline' : undefined,
     detail: `${m.label}\np${p} ${ms(latencyAt(m, p))} ms · ${qa.text(m)} · ${fmtBytes(m.model.bytes)}`,
   }));
+  for (const u of r.search?.unmeasured ?? []) {
+    const y = qa.value({ quality: u.quality } as Measurement);
+    points.push({ x: u.predictedMs, y, label: u.label, role: 'predicted', detail: `${u.label} (not measured)\npredicted p${p} ${ms(u.predictedMs)} ms · ${qa.text({ quality: u.quality } as Measurement)}` });
+  }
   if (r.chosen && !r.trials.some((m) => same(r.chosen, m))) points.push({ x: latencyAt(r.chosen, p), y: qa.value(r.chosen), label: r.chosen.label, role: 'chosen' });
   const floor = limits.maxAccuracyDrop !== undefined && baseAcc !== undefined && qa.label.startsWith('top-1')
     ? { at: (baseAcc * 100) - limits.maxAccuracyDrop, label: `accuracy floor (−${limits.maxAccuracyDrop} pt)` } : undefined;
@@ -92,7 +96,7 @@ code{font-size:12px}.legend span{margin-right:14px}.dot{display:inline-block;wid
 ${verdict}
 <dl>${facts.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join('')}</dl>
 <h2>Latency against quality</h2>
-<div class="legend"><span><i class="dot" style="background:#9aa5b1"></i>trial</span><span><i class="dot" style="background:#1f6feb"></i>Pareto front</span><span><i class="dot" style="background:#1a7f37"></i>chosen</span><span><i class="dot" style="background:#8250df;border-radius:0"></i>fp32 baseline</span><span style="color:#cf222e">- - budget</span></div>
+<div class="legend"><span><i class="dot" style="background:#9aa5b1"></i>trial</span><span><i class="dot" style="background:#1f6feb"></i>Pareto front</span><span><i class="dot" style="background:#1a7f37"></i>chosen</span><span><i class="dot" style="background:#8250df;border-radius:0"></i>fp32 baseline</span><span><i class="dot" style="border:1px dashed #9aa5b1"></i>not measured (predicted latency)</span><span style="color:#cf222e">- - budget</span></div>
 ${chart}
 ${confirms}
 <h2>Trials</h2>

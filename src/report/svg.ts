@@ -5,7 +5,7 @@ export interface ScatterPoint {
   y: number;
   label: string;
   /** drawn on top of the plain points, in this order of precedence */
-  role?: 'front' | 'chosen' | 'baseline';
+  role?: 'front' | 'chosen' | 'baseline' | 'predicted';
   /** shown on hover (SVG <title>) */
   detail?: string;
 }
@@ -87,13 +87,15 @@ export function scatterSvg(points: readonly ScatterPoint[], o: ScatterOptions): 
     const front = finite.filter((p) => p.role === 'front' || p.role === 'chosen').sort((a, b) => a.x - b.x);
     if (front.length > 1) parts.push(`<polyline class="front" fill="none" stroke="${COLORS.front}" stroke-width="1.5" points="${front.map((p) => `${sx(p.x).toFixed(1)},${sy(p.y).toFixed(1)}`).join(' ')}"/>`);
   }
-  const order = { undefined: 0, baseline: 1, front: 2, chosen: 3 } as Record<string, number>;
+  const order = { predicted: -1, undefined: 0, baseline: 1, front: 2, chosen: 3 } as Record<string, number>;
   for (const p of [...finite].sort((a, b) => order[String(a.role)] - order[String(b.role)])) {
     const cx = sx(p.x).toFixed(1), cy = sy(p.y).toFixed(1);
     const title = `<title>${escapeXml(p.detail ?? `${p.label}: ${fmt(p.x)}, ${fmt(p.y)}`)}</title>`;
     if (p.role === 'chosen') {
       parts.push(`<g class="chosen"><circle cx="${cx}" cy="${cy}" r="9" fill="none" stroke="${COLORS.chosen}" stroke-width="2.5"/><circle cx="${cx}" cy="${cy}" r="4.5" fill="${COLORS.chosen}">${title}</circle>`);
       parts.push(`<text x="${Number(cx) + 12}" y="${Number(cy) - 8}" fill="${COLORS.chosen}" font-weight="600">${escapeXml(p.label)}</text></g>`);
+    } else if (p.role === 'predicted') {
+      parts.push(`<circle class="predicted" cx="${cx}" cy="${cy}" r="3.5" fill="none" stroke="${COLORS.plain}" stroke-dasharray="2 1.5">${title}</circle>`);
     } else if (p.role === 'baseline') {
       parts.push(`<rect class="baseline" x="${Number(cx) - 5}" y="${Number(cy) - 5}" width="10" height="10" fill="${COLORS.baseline}">${title}</rect>`);
     } else {

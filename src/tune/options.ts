@@ -4,7 +4,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { UsageError, isENOENT } from '../errors.js';
 import type { BenchPlanOptions } from '../measure/bench-plan.js';
 import { parseWithSchema } from '../schema/validate.js';
-import type { Recipe, Target, TuneBudget, TuneResult } from '../types.js';
+import type { Quality, Recipe, Target, TuneBudget, TuneResult } from '../types.js';
 import type { TuneLimits } from './decide.js';
 import type { ModelRecord } from './journal.js';
 import type { Confirmation, SearchRecord } from './search.js';
@@ -67,6 +67,8 @@ export interface TuneOutcome extends TuneResult {
   search: {
     measured: number; replayed: number; stopReason: string; timedOut: boolean;
     log: SearchRecord[]; confirmations: Confirmation[];
+    /** never measured: the final latency model's prediction and the model's quality */
+    unmeasured: Array<{ label: string; predictedMs: number; quality: Quality }>;
   };
   models: ModelRecord[];
   resultPath: string;

@@ -2,7 +2,7 @@
 // out), decide, and confirm the winner with a longer benchmark — searching on when the confirmation misses the
 // budget. Measuring and journaling are injected, so the loop runs in tests on synthetic latencies without ORT.
 import { CanceledError, EdgetuneError, errorMessage, throwIfAborted } from '../errors.js';
-import type { Measurement, OpContext } from '../types.js';
+import type { Measurement, OpContext, Quality } from '../types.js';
 import { decide, latencyAt, qualityScore, violations, type Decision, type TuneLimits } from './decide.js';
 import type { JournalEntry, JournalState, ModelRecord, StepNote } from './journal.js';
 import { fitLatencyModel, type LatencyFeatures, type LatencyModel, type LatencyPriors } from './latency-model.js';
@@ -75,6 +75,8 @@ export interface SearchOutcome {
   confirmations: Confirmation[];
   measuredNow: number;
   replayed: number;
+  /** candidates never measured, with the final latency model's prediction (for the report) */
+  unmeasured: Array<{ label: string; predictedMs: number; quality: Quality }>;
 }
 
 /** Measurement errors that rule one candidate out (ORT cannot load or run it) rather than end the tune. */
@@ -200,5 +202,8 @@ export async function runSearch(s: SearchInput, io: SearchIO, ctx: OpContext = {
     }
     // The longer benchmark says it misses: it now counts as measured-infeasible, and the search goes on.
   }
-  return { baseline: measured.get(s.baseline.c.id)!, trials, log, stopReason, timedOut, decision, chosen, ...(chosenId ? { chosenId } : {}), confirmations, measuredNow, replayed };
+  const final = fit();
+  const unmeasured = cands.filter((x) => !measured.has(x.c.id) && !failed.has(x.c.id))
+    .map((x) => ({ label: x.c.label, predictedMs: final.predict(x.features).ms, quality: x.record.quality ?? {} }));
+  return { unmeasured, baseline: measured.get(s.baseline.c.id)!, trials, log, stopReason, timedOut, decision, chosen, ...(chosenId ? { chosenId } : {}), confirmations, measuredNow, replayed };
 }

@@ -234,7 +234,7 @@ export async function tune(opts: TuneOptions, ctx: OpContext = {}): Promise<Tune
       strategy,
       quality: { metric, from: evalSet.from, examples: evalSet.examples, ...(baselineAccuracy !== undefined ? { baselineAccuracy } : {}) },
       space: { target: target.name, candidates: candidates.length, models: staged.length, skipped },
-      search: { measured: outcome.measuredNow, replayed: outcome.replayed, stopReason: outcome.stopReason, timedOut: outcome.timedOut, log: outcome.log, confirmations: outcome.confirmations },
+      search: { measured: outcome.measuredNow, replayed: outcome.replayed, stopReason: outcome.stopReason, timedOut: outcome.timedOut, log: outcome.log, confirmations: outcome.confirmations, unmeasured: outcome.unmeasured },
       models: [...records.values()],
       resultPath: paths.result,
       ...(paths.report ? { report: paths.report } : {}),

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
-import { connectAsync, type IClientOptions, type MqttClient } from 'mqtt';
+import { connectAsync, type IClientOptions } from 'mqtt';
 import { GraphBuilder, buildModel } from '../../src/onnx/builder.js';
 import { DT } from '../../src/onnx/dtype.js';
 import { saveModel } from '../../src/onnx/model.js';

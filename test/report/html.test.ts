@@ -39,6 +39,12 @@ t.test('the report is one self-contained page with the chart, the budget and the
   t.equal(await readFile(join(dir, 'r.html'), 'utf8'), html);
 });
 
+t.test('candidates never measured are drawn hollow at their predicted latency', async (t) => {
+  const html = renderTuneReport({ ...result, search: { measured: 3, replayed: 0, stopReason: 'done', timedOut: false, log: [], confirmations: [], unmeasured: [{ label: 'never', predictedMs: 2, quality: { accuracy: 0.9 } }] } });
+  t.match(html, /<circle class="predicted"[^>]*><title>never \(not measured\)/);
+  t.notMatch(renderTuneReport(result), /class="predicted"/);
+});
+
 t.test('an unmet budget says so, with the reason', async (t) => {
   const html = renderTuneReport({ ...result, chosen: null, output: undefined, infeasible: { reason: 'no candidate meets the budget; the closest, pruned: too slow', best: pruned } });
   t.match(html, /Budget not met/);

@@ -32,7 +32,7 @@ export function runTask<T = unknown>(task: TaskName, args: unknown, ctx: OpConte
   if (ctx.signal?.aborted) return Promise.reject(new CanceledError(`${task}`));
   const childModule = siblingModule(import.meta.url, 'worker-child');
   const child = fork(childModule, [], {
-    execArgv: childExecArgv(process.execArgv, childModule),
+    execArgv: workExecArgv(childExecArgv(process.execArgv, childModule)),
     serialization: 'advanced',
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
   });
@@ -78,6 +78,14 @@ export function runTask<T = unknown>(task: TaskName, args: unknown, ctx: OpConte
       setTimeout(() => child.kill('SIGKILL'), 2000).unref();
     }
   });
+}
+
+/**
+ * The agent may run with memory-saving V8 flags (the systemd unit sets --lite-mode); work processes compute, so
+ * they run with the full compiler and default heap.
+ */
+export function workExecArgv(argv: string[]): string[] {
+  return argv.filter((a) => !/^--(lite-mode|jitless|no-expose-wasm|max-semi-space-size|max-old-space-size)(=|$)/.test(a));
 }
 
 function childError(m: Extract<FromChild, { kind: 'error' }>, signal: AbortSignal | undefined): Error {

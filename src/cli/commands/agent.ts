@@ -1,5 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
-import { Agent, type AgentContext } from '../../agent/agent.js';
+import type { AgentContext } from '../../agent/agent.js';
+import { runDaemon } from '../../agent/daemon.js';
 import { loadConfig } from '../../agent/config.js';
 import { formatJobResult } from '../../agent/handlers.js';
 import { createLogger } from '../../agent/log.js';
@@ -41,23 +42,4 @@ export const agentCommand: CommandModule<object, Args> = {
   },
 };
 
-/** Runs until SIGTERM/SIGINT, then stops cleanly (running job canceled, retained offline, disconnect). */
-export async function runDaemon(ctx: AgentContext): Promise<void> {
-  const agent = new Agent(ctx);
-  const onSignal = (sig: NodeJS.Signals) => {
-    ctx.log.info(`${sig} received`);
-    void agent.stop(sig);
-  };
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
-  try {
-    await agent.start();
-    await agent.stopped;
-  } catch (e) {
-    await agent.stop('start failed');
-    throw e;
-  } finally {
-    process.off('SIGTERM', onSignal);
-    process.off('SIGINT', onSignal);
-  }
-}
+export { runDaemon } from '../../agent/daemon.js';
