@@ -3,13 +3,12 @@
 // on the agent's event loop. Handlers only validate parameters, confine paths and compose.
 import { mkdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { Type, type Static } from '@sinclair/typebox';
 import type { DeviceProfile, OpContext, TuneResult } from '../types.js';
-import { RecipeSchema } from '../schema/recipe.js';
 import { packageRoot } from '../util/paths.js';
 import { deployHandlers, type DeployDeps } from './deploy/deploy.js';
 import type { HandlerMap } from './jobs.js';
 import type { Logger } from './log.js';
+import { BenchParamsSchema, CompressParamsSchema, ProfileParamsSchema, TuneParamsSchema, type BenchParams, type CompressParams, type TuneParams } from './params.js';
 import { confineReal, jobPath, pathIssues, type AllowedRoots } from './paths.js';
 import { configHandler, type ConfigJobDeps } from './remote-config.js';
 import { runTask, type Work } from './work/worker.js';
@@ -36,38 +35,7 @@ export interface HandlerDeps {
   config?: ConfigJobDeps;
 }
 
-export const ProfileParamsSchema = Type.Object({}, { additionalProperties: false });
-
-export const TuneParamsSchema = Type.Object(
-  {
-    model: Type.String({ minLength: 1, description: "'examples/…' = the package's examples; other relative paths are under stateDir" }),
-    budgetMs: Type.Number({ exclusiveMinimum: 0 }),
-    percentile: Type.Union([Type.Literal(50), Type.Literal(90), Type.Literal(95), Type.Literal(99)], { default: 90 }),
-    memoryMB: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
-    output: Type.Optional(Type.String({ minLength: 1, description: 'where the chosen model goes; default <stateDir>/tuned/<model>.tuned.onnx' })),
-  },
-  { additionalProperties: false },
-);
-export type TuneParams = Static<typeof TuneParamsSchema>;
-
-export const CompressParamsSchema = Type.Object(
-  {
-    model: Type.String({ minLength: 1 }),
-    recipe: RecipeSchema,
-    output: Type.Optional(Type.String({ minLength: 1, description: 'default <stateDir>/compressed/<model>.<sha8>.onnx' })),
-    minCosine: Type.Optional(Type.Number({ minimum: -1, maximum: 1 })),
-    force: Type.Optional(Type.Boolean()),
-  },
-  { additionalProperties: false },
-);
-type CompressParams = Static<typeof CompressParamsSchema>;
-
-/** `bench`: measure `model` (with `recipe` applied first, when given) → a Measurement (the fleet's contract). */
-export const BenchParamsSchema = Type.Object(
-  { model: Type.String({ minLength: 1 }), recipe: Type.Optional(RecipeSchema), maxS: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 600 })) },
-  { additionalProperties: false },
-);
-type BenchParams = Static<typeof BenchParamsSchema>;
+export { BenchParamsSchema, CompressParamsSchema, ProfileParamsSchema, TuneParamsSchema, type TuneParams } from './params.js';
 
 export function realHandlers(deps: HandlerDeps): HandlerMap {
   const roots: AllowedRoots = { examples: deps.examplesDir ?? join(packageRoot(), 'examples'), stateDir: deps.stateDir };
@@ -84,7 +52,10 @@ export function realHandlers(deps: HandlerDeps): HandlerMap {
       run: async (params, ctx) => {
         const p = params as TuneParams;
         const model = await confineReal(jobPath(p.model, roots, 'model'), roots, 'model', true);
-        const output = p.output !== undefined ? jobPath(p.output, roots, 'output') : join(deps.stateDir, 'tuned', `${basename(model, '.onnx')}.tuned.onnx`);
+        // A share writes no model, only its TuneResult and journal; one name per job keeps concurrent runs apart and
+        // lets a share interrupted by a crash resume from its own journal.
+        const stem = p.candidates ? `${basename(model, '.onnx')}.${ctx.jobId ?? 'share'}.share` : `${basename(model, '.onnx')}.tuned`;
+        const output = p.output !== undefined ? jobPath(p.output, roots, 'output') : join(deps.stateDir, 'tuned', `${stem}.onnx`);
         await mkdir(dirname(output), { recursive: true });
         await confineReal(output, roots, 'output', false);
         const profile = await deps.profile();
@@ -92,6 +63,7 @@ export function realHandlers(deps: HandlerDeps): HandlerMap {
         const args: TuneTaskArgs = {
           model, output, budgetMs: p.budgetMs, percentile: p.percentile, device: { id: deps.deviceId },
           ...(p.memoryMB !== undefined ? { memoryMB: p.memoryMB } : {}), ...(profile ? { profile } : {}),
+          ...(p.candidates ? { candidates: p.candidates } : {}),
         };
         return work('tune', args, ctx, opts);
       },

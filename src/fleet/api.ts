@@ -1,7 +1,9 @@
 // What the `edgetune fleet …` commands do, as plain functions that return data (src/cli/commands/fleet.ts
 // prints it). Each opens what it needs (a controller session, the results store), does its work, closes both.
+import type { KeyObject } from 'node:crypto';
 import { join } from 'node:path';
 import { loadConfig } from '../agent/config.js';
+import { signModel } from '../agent/deploy/signature.js';
 import type { Logger } from '../agent/log.js';
 import { UsageError } from '../errors.js';
 import { loadTargets } from '../targets/load.js';
@@ -146,6 +148,8 @@ export interface DistributedRequest {
   timeoutS?: number;
   /** Roll the winner out to every selected device of its target (default true). */
   deploy?: boolean;
+  /** The fleet's ed25519 private key: the rollout's deploys are signed (devices with deploy.publicKey need it). */
+  signKey?: KeyObject;
   policy: RolloutPolicy;
   signal?: AbortSignal;
   onChange?: (t: TrackedJob, what: TrackerChange) => void;
@@ -188,10 +192,21 @@ export async function fleetTuneDistributed(ctx: FleetContext, req: DistributedRe
       store.recordFront({ runId: tune.runId, target, createdAt: new Date().toISOString(), percentile: tune.budget.percentile, winner: tune.chosen ?? undefined, front: tune.front });
       let rollout: RolloutResult | undefined;
       if (tune.chosen && req.deploy !== false) {
-        rollout = await runRollout(s, {
-          runId: `${tune.runId}-d`, devices, policy: req.policy, signal: req.signal, onChange: req.onChange, onWave: req.onWave,
-          deploy: { type: 'deploy', params: { model: req.model, recipe: tune.chosen.recipe } },
-        });
+        if (!tune.modelSha256) {
+          tune.notes.push('the winner was not rolled out: the devices did not report one sha256 for the model, and a deploy must name it');
+        } else {
+          // The devices compress the model they measured with the winning recipe, and each refuses (and keeps its
+          // current model) when the result misses the budget on that device.
+          const params = {
+            model: req.model, sha256: tune.modelSha256, recipe: tune.chosen.recipe,
+            budget: { latencyMs: tune.budget.latencyMs, percentile: tune.budget.percentile },
+            ...(req.signKey ? { signature: signModel(tune.modelSha256, req.signKey) } : {}),
+          };
+          rollout = await runRollout(s, {
+            runId: `${tune.runId}-d`, devices, policy: req.policy, signal: req.signal, onChange: req.onChange, onWave: req.onWave,
+            deploy: { type: 'deploy', params },
+          });
+        }
       }
       return { tune, rollout };
     });

@@ -3,10 +3,11 @@
 // Pareto front and one decision, exactly as a single device would have decided over all of them. A device that
 // drops out (goes offline, or ends its share without a result) has its share handed to another device.
 import { CanceledError, errorMessage } from '../errors.js';
-import { decide, paretoFront } from '../tune/decide.js';
+import { decide, paretoFront, type TuneLimits } from '../tune/decide.js';
 import { buildCandidates, targetFromSpace, tuneAxes } from '../tune/space.js';
-import { recipeLabel } from '../schema/recipe.js';
-import type { Measurement, Recipe, Target, TuneBudget } from '../types.js';
+import { RecipeSchema, recipeLabel } from '../schema/recipe.js';
+import { parseWithSchema } from '../schema/validate.js';
+import type { Measurement, Recipe, Target, TuneBudget, TuneResult } from '../types.js';
 import { cancelJobs, jobDoc, timeoutFor, type FleetJobSpec } from './dispatch.js';
 import { isTuneResult, restoreMeasurement } from './result-doc.js';
 import type { FleetSession } from './session.js';
@@ -65,7 +66,10 @@ export interface DistributedTuneResult {
   runId: string;
   target: string;
   model: string;
-  budget: TuneBudget;
+  /** The budget plus the quality floor the devices applied (their TuneResults' budget), used for the decision. */
+  budget: TuneLimits;
+  /** sha256 of the model file the devices measured (from their TuneResults); the rollout names it. */
+  modelSha256?: string;
   devices: string[];
   shares: ShareReport[];
   trials: Measurement[];
@@ -74,6 +78,9 @@ export interface DistributedTuneResult {
   infeasible?: { reason: string; best: Measurement };
   /** Candidates no device could measure (their share failed on every device tried). */
   unmeasured: string[];
+  /** Candidates of a finished share that the device's tuner skipped or could not run (it says why). */
+  skipped: Array<{ label: string; device: string; why: string }>;
+  notes: string[];
   wallS: number;
 }
 
@@ -104,6 +111,7 @@ interface Share {
   tried: Set<string>;
   current?: TrackedJob;
   trials?: Measurement[];
+  result?: TuneResult;
   device?: string;
   error?: string;
 }
@@ -115,7 +123,11 @@ export async function distributedTune(session: FleetSession, opts: DistributedTu
   if (!opts.candidates.length) throw new RangeError('distributed tune: the candidate list is empty');
   if (!opts.devices.length) throw new RangeError(`distributed tune: no online device of target ${opts.target}`);
   const maxAttempts = opts.maxAttempts ?? 3;
-  const indexed = opts.candidates.map((r, i) => ({ r, i }));
+  // With the schema's defaults filled in, a recipe reads exactly as the device will read it (and report it back).
+  const indexed = opts.candidates.map((r, i) => {
+    const parsed = parseWithSchema(RecipeSchema, r);
+    return { r: parsed.ok ? parsed.value : r, i };
+  });
   const shares: Share[] = splitCandidates(indexed, opts.devices.length, (x) => compressionKey(x.r)).map((part, index) => ({
     index, recipes: part.map((p) => p.r), positions: part.map((p) => p.i), attempts: [], tried: new Set(),
   }));
@@ -177,6 +189,7 @@ export async function distributedTune(session: FleetSession, opts: DistributedTu
     if (trials && !finished(s)) {
       // A late answer from a device the share was taken from still counts if it is the first.
       s.trials = trials;
+      s.result = t.result as TuneResult;
       s.device = t.device;
       const other = s.current && s.current !== t ? s.current : undefined;
       release(s, t);
@@ -222,17 +235,26 @@ export async function distributedTune(session: FleetSession, opts: DistributedTu
     offDevice();
   }
 
-  const placed: Array<{ pos: number; m: Measurement }> = [];
-  for (const s of shares) for (const [k, m] of (s.trials ?? []).entries()) placed.push({ pos: s.positions[k] ?? Infinity, m });
-  const trials = placed.sort((a, b) => a.pos - b.pos).map((p) => p.m);
+  const { trials, skipped } = mergeTrials(shares);
+  const done = shares.filter((s) => s.result);
+  const notes: string[] = [];
+  const first = done[0]?.result;
+  const limits: TuneLimits = { ...budget, ...qualityFloorOf(first?.budget) };
+  const floors = new Set(done.map((s) => JSON.stringify(qualityFloorOf(s.result!.budget))));
+  if (floors.size > 1) notes.push(`the devices applied different quality floors (${[...floors].join(' vs ')}); the first share's is used`);
   const fp32 = trials.find((m) => !m.recipe.quantize && !m.recipe.prune && !m.recipe.lowrank);
-  const decision = trials.length ? decide(trials, budget, fp32?.quality.accuracy) : { chosen: null };
+  const outcome = first as (TuneResult & { quality?: { baselineAccuracy?: unknown } }) | undefined;
+  const baselineAccuracy = num(outcome?.quality?.baselineAccuracy) ?? (limits.maxAccuracyDrop !== undefined ? num(first?.baseline?.quality?.accuracy) : undefined) ?? fp32?.quality.accuracy;
+  const decision = trials.length ? decide(trials, limits, baselineAccuracy) : { chosen: null };
+  const shas = new Set(done.map((s) => s.result!.model?.sha256).filter((x): x is string => typeof x === 'string'));
+  if (shas.size > 1) notes.push(`the devices hold different files at ${opts.model} (sha256 ${[...shas].map((x) => x.slice(0, 12)).join(', ')}); the front mixes them and no winner can be rolled out`);
   return {
     v: 1,
     runId: opts.runId,
     target: opts.target,
     model: opts.model,
-    budget,
+    budget: limits,
+    ...(shas.size === 1 ? { modelSha256: [...shas][0] } : {}),
     devices: opts.devices,
     shares: shares.map((s) => ({
       index: s.index,
@@ -247,6 +269,62 @@ export async function distributedTune(session: FleetSession, opts: DistributedTu
     chosen: decision.chosen,
     ...('infeasible' in decision && decision.infeasible ? { infeasible: decision.infeasible } : {}),
     unmeasured: shares.filter((s) => !s.trials).flatMap((s) => s.recipes.map(recipeLabel)),
+    skipped,
+    notes,
     wallS: (session.clock.now() - started) / 1000,
   };
+}
+
+/**
+ * The shares' trials back in candidate order. Trials are matched to candidates by recipe, not by position: a
+ * device measures its fp32 baseline first and leaves out a candidate it cannot build, so the order of its trials
+ * need not be the order of its share. Candidates of a finished share without a trial are returned with the reason
+ * the device's tuner gave.
+ */
+function mergeTrials(shares: Share[]): { trials: Measurement[]; skipped: DistributedTuneResult['skipped'] } {
+  const placed: Array<{ pos: number; m: Measurement }> = [];
+  const skipped: DistributedTuneResult['skipped'] = [];
+  for (const s of shares) {
+    if (!s.trials) continue;
+    const keys = s.recipes.map(canonicalJson);
+    const used = new Set<number>();
+    for (const m of s.trials) {
+      const k = canonicalJson(m.recipe);
+      const i = keys.findIndex((x, j) => x === k && !used.has(j));
+      if (i < 0) continue; // not one of the share's candidates (a device that measured more than it was asked)
+      used.add(i);
+      placed.push({ pos: s.positions[i] ?? Infinity, m });
+    }
+    for (const [j, r] of s.recipes.entries()) {
+      if (!used.has(j)) skipped.push({ label: recipeLabel(r), device: s.device ?? '?', why: skipReason(s.result, recipeLabel(r)) });
+    }
+  }
+  return { trials: placed.sort((a, b) => a.pos - b.pos).map((p) => p.m), skipped };
+}
+
+/** What the device's tuner said about a candidate it did not report (TuneOutcome's space.skipped / search.log). */
+function skipReason(result: unknown, label: string): string {
+  const r = result as { space?: { skipped?: Array<{ label?: unknown; why?: unknown }> }; search?: { log?: Array<{ label?: unknown; failed?: unknown }> } } | undefined;
+  const sk = Array.isArray(r?.space?.skipped) ? r.space.skipped.find((x) => x?.label === label) : undefined;
+  if (typeof sk?.why === 'string') return sk.why;
+  const failed = Array.isArray(r?.search?.log) ? r.search.log.find((x) => x?.label === label && typeof x.failed === 'string') : undefined;
+  if (failed) return `measurement failed: ${String(failed.failed)}`;
+  return 'the device reported no trial for it';
+}
+
+/** The quality floor a device's tuner applied (its TuneResult's budget): a cosine floor or an accuracy drop. */
+function qualityFloorOf(b: unknown): Pick<TuneLimits, 'minFidelity' | 'maxAccuracyDrop'> {
+  const o = (typeof b === 'object' && b !== null ? b : {}) as Record<string, unknown>;
+  const minFidelity = num(o.minFidelity);
+  const maxAccuracyDrop = num(o.maxAccuracyDrop);
+  return { ...(minFidelity !== undefined ? { minFidelity } : {}), ...(maxAccuracyDrop !== undefined ? { maxAccuracyDrop } : {}) };
+}
+
+function num(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+}
+
+/** JSON with object keys sorted at every level, so equal recipes compare equal whatever order their keys came in. */
+export function canonicalJson(v: unknown): string {
+  return JSON.stringify(v, (_k, x) => (x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : x));
 }

@@ -133,6 +133,8 @@ export function formatDistributed(r: DistributedTuneResult): string {
     formatTable(['', 'candidate', `p${p} ms`, 'accuracy', 'SQNR dB', 'in budget'], rows),
     '(→ winner, * on the merged latency/quality Pareto front)',
     ...(r.unmeasured.length ? [`not measured: ${r.unmeasured.join(', ')}`] : []),
+    ...r.skipped.map((x) => `skipped by ${x.device}: ${x.label} (${x.why})`),
+    ...r.notes.map((n) => `note: ${n}`),
     verdict,
   ].join('\n');
 }

@@ -150,9 +150,10 @@ t.test('https/http download resumes with a Range request after the connection dr
     requests.push(req.headers.range);
     const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
     if (!range) {
-      // First request: half the file, then the connection dies.
+      // First request: half the file, then the connection dies (late enough that the agent has read the half
+      // even on a loaded machine: bytes still queued in the client's stream when it errors are lost).
       res.writeHead(200, { 'content-length': m.bytes.length, 'accept-ranges': 'bytes' });
-      res.write(m.bytes.subarray(0, Math.floor(m.bytes.length / 2)), () => setTimeout(() => res.socket?.destroy(), 20));
+      res.write(m.bytes.subarray(0, Math.floor(m.bytes.length / 2)), () => setTimeout(() => res.socket?.destroy(), 500));
       return;
     }
     const start = Number(range[1]);
@@ -165,8 +166,9 @@ t.test('https/http download resumes with a Range request after the connection dr
   const r = await run('deploy', { url, sha256: m.sha256 });
   t.equal(r.status.state, 'SUCCEEDED', JSON.stringify(r.status.error));
   t.equal(requests[0], undefined, 'first request from the start');
-  t.match(requests[1], /^bytes=\d+-$/, 'second request resumes');
-  t.ok(Number(/\d+/.exec(requests[1]!)![0]) > 0, 'from where the first stopped');
+  const resumed = requests.slice(1).find((r) => r !== undefined);
+  t.match(resumed, /^bytes=\d+-$/, 'a later request resumes with a Range');
+  t.ok(Number(/\d+/.exec(resumed ?? '0')![0]) > 0, 'from where an earlier one stopped');
   t.equal(activeSha(stateDir), m.sha256);
 });
 

@@ -34,7 +34,7 @@ t.test('devices, then a rollout that aborts (exit 4) and is recorded', async (t)
     ['sim-rpi4-0001', 'raspberry-pi-4', true], ['sim-rpi4-0003', 'raspberry-pi-4', true], ['sim-x86-0002', 'x86_64-avx2', true], ['sim-x86-0004', 'x86_64-avx2', true],
   ]);
 
-  const dep = await run(['deploy', '--devices', 'sim-x86-*', '--model', 'm.onnx', '--canary', '1', '--max-failure-rate', '0', ...common], dir);
+  const dep = await run(['deploy', '--devices', 'sim-x86-*', '--model', 'm.onnx', '--sha256', 'ab'.repeat(32), '--canary', '1', '--max-failure-rate', '0', ...common], dir);
   t.equal(dep.code, 4, 'a failed or aborted rollout exits 4');
   t.match(dep.stdout, /sim-x86-0002\s+SUCCEEDED/);
   t.match(dep.stdout, /sim-x86-0004\s+FAILED\s+JOB_FAILED: SIMULATED deploy failure/);

@@ -24,7 +24,7 @@ t.test('a healthy rollout: canary, then batches; every device deployed and recor
   const devices = sim.devices.map((d) => d.id).sort();
   const waves: string[] = [];
   const r = await runRollout(session, {
-    runId: 'roll1', devices, deploy: { type: 'deploy', params: { model: 'new.onnx', recipe: { v: 1, quantize: { mode: 'dynamic', perChannel: true } } } },
+    runId: 'roll1', devices, deploy: { type: 'deploy', params: { model: 'new.onnx', sha256: 'a'.repeat(64), recipe: { v: 1, quantize: { mode: 'dynamic', perChannel: true } } } },
     policy: { canary: { count: 1 }, batch: { count: 2 }, intervalS: 0.05, maxFailureRate: 0.2 },
     onWave: (w, rate) => waves.push(`${w.phase}:${w.devices.length}:${w.succeeded}:${rate}`),
   });
@@ -46,10 +46,10 @@ t.test('past the failure threshold the rollout stops and the devices it changed 
     overrides: { 'sim-rpi4-0003': { failDeploy: true }, 'sim-rpi4-0004': { failDeploy: true } },
   });
   const devices = sim.devices.map((d) => d.id).sort();
-  const first = await runRollout(session, { runId: 'base', devices, deploy: { type: 'deploy', params: { model: 'v1.onnx' } }, policy: { canary: { count: 0 }, batch: { percent: 100 }, intervalS: 0, maxFailureRate: 1 } });
+  const first = await runRollout(session, { runId: 'base', devices, deploy: { type: 'deploy', params: { model: 'v1.onnx', sha256: '1'.repeat(64) } }, policy: { canary: { count: 0 }, batch: { percent: 100 }, intervalS: 0, maxFailureRate: 1 } });
   t.equal(first.deploys.filter((d) => d.verdict === 'SUCCEEDED').length, 6, 'a first version everywhere it works');
   const r = await runRollout(session, {
-    runId: 'roll2', devices, deploy: { type: 'deploy', params: { model: 'v2.onnx' } },
+    runId: 'roll2', devices, deploy: { type: 'deploy', params: { model: 'v2.onnx', sha256: '2'.repeat(64) } },
     policy: { canary: { count: 2 }, batch: { count: 3 }, intervalS: 0, maxFailureRate: 0.25 },
   });
   t.equal(r.status, 'aborted');

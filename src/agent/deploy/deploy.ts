@@ -7,47 +7,22 @@
 // found done.
 import type { KeyObject } from 'node:crypto';
 import { join } from 'node:path';
-import { Type, type Static } from '@sinclair/typebox';
 import { EdgetuneError, errorMessage, throwIfAborted } from '../../errors.js';
-import { RecipeSchema } from '../../schema/recipe.js';
-import { TOPIC_LEVEL_PATTERN, type DeployConfig } from '../../schema/config.js';
+import type { DeployConfig } from '../../schema/config.js';
 import type { OpContext } from '../../types.js';
 import type { HandlerSpec, JobContext } from '../jobs.js';
 import type { Logger } from '../log.js';
+import { DeployParamsSchema, RollbackParamsSchema, type DeployParams } from '../params.js';
 import { jobPath, pathIssues, type AllowedRoots } from '../paths.js';
 import { AgentJobError } from '../runner.js';
 import type { Work } from '../work/worker.js';
-import type { CheckModelResult, CompressTaskArgs } from '../work/tasks.js';
+import type { CheckModelArgs, CheckModelResult, CompressTaskArgs } from '../work/tasks.js';
 import { discard, fetchSource, redact, type DeploySource } from './fetch.js';
 import { verifyModelSignature } from './signature.js';
 import { sha256File, type DeployedDoc, type ModelRecord, type ModelStore } from './store.js';
 import type { TransferStore } from './transfer.js';
 
-const Percentile = Type.Union([Type.Literal(50), Type.Literal(90), Type.Literal(95), Type.Literal(99)], { default: 90 });
-
-export const DeployParamsSchema = Type.Object(
-  {
-    model: Type.Optional(Type.String({ minLength: 1, description: "a file on the device: 'examples/…' or a path under stateDir" })),
-    url: Type.Optional(Type.String({ pattern: '^https?://', maxLength: 2048, description: 'downloaded with resume' })),
-    transfer: Type.Optional(Type.Object(
-      {
-        id: Type.String({ pattern: TOPIC_LEVEL_PATTERN }),
-        chunks: Type.Integer({ minimum: 1, maximum: 100_000 }),
-        bytes: Type.Integer({ minimum: 1 }),
-      },
-      { additionalProperties: false, description: 'chunks published on {base}/transfer/{id}/{index}' },
-    )),
-    sha256: Type.String({ pattern: '^[0-9a-f]{64}$', description: 'of the file as sent (before any recipe)' }),
-    signature: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9+/]{86}==$', description: 'ed25519 over "edgetune-model-v1:<sha256>", base64' })),
-    name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
-    recipe: Type.Optional(RecipeSchema),
-    budget: Type.Optional(Type.Object({ latencyMs: Type.Number({ exclusiveMinimum: 0 }), percentile: Percentile }, { additionalProperties: false })),
-  },
-  { additionalProperties: false },
-);
-export type DeployParams = Static<typeof DeployParamsSchema>;
-
-export const RollbackParamsSchema = Type.Object({ reason: Type.Optional(Type.String({ maxLength: 500 })) }, { additionalProperties: false });
+export { DeployParamsSchema, RollbackParamsSchema, type DeployParams } from '../params.js';
 
 export interface DeployDeps {
   store: ModelStore;
@@ -157,7 +132,8 @@ async function runDeploy(p: DeployParams, d: DeployDeps, ctx: OpContext, job: st
   // optional on-device compression: the candidate is its own blob
   let sha = p.sha256;
   let bytes = (await sha256File(store.blobPath(sha), ctx.signal)).bytes;
-  if (p.recipe) {
+  // A recipe of session settings only (a winner that is plain fp32) changes no bytes: nothing to compress.
+  if (p.recipe && (p.recipe.prune || p.recipe.lowrank || p.recipe.quantize)) {
     step('compress', 45);
     const out = join(store.staging, `${tag}.compressed.onnx`);
     const args: CompressTaskArgs = { input: store.blobPath(p.sha256), output: out, recipe: p.recipe };
@@ -174,7 +150,9 @@ async function runDeploy(p: DeployParams, d: DeployDeps, ctx: OpContext, job: st
   const keeping = prev ? `the previous model ${prev.sha256.slice(0, 12)}… stays active` : 'no model is active';
   let check: CheckModelResult;
   try {
-    check = await d.work<CheckModelResult>('check-model', { path: store.blobPath(sha), budget: p.budget, maxMs: d.config.benchMaxS * 1000 }, {
+    // Measured with the recipe's session settings: those are what the application will run it with.
+    const args: CheckModelArgs = { path: store.blobPath(sha), budget: p.budget, maxMs: d.config.benchMaxS * 1000, ...(p.recipe?.session ? { session: p.recipe.session } : {}) };
+    check = await d.work<CheckModelResult>('check-model', args, {
       signal: ctx.signal,
       onProgress: (pr) => step(`check: ${pr.step}`, 65 + pr.pct * 0.25),
     });

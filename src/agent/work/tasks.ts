@@ -2,7 +2,7 @@
 // profile). Loaded only in the child (worker-child.ts); arguments were validated by the job handler in the agent.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { DeviceProfile, LatencyStats, Measurement, OpContext, Recipe, TuneBudget } from '../../types.js';
+import type { DeviceProfile, LatencyStats, Measurement, OpContext, Recipe, SessionSettings, TuneBudget } from '../../types.js';
 import type { TaskName } from './protocol.js';
 
 export interface CompressTaskArgs {
@@ -29,12 +29,15 @@ export interface TuneTaskArgs {
   memoryMB?: number;
   device: { id: string };
   profile?: DeviceProfile;
+  /** A distributed share: measure exactly these (exhaustively, no model written, no HTML report). */
+  candidates?: Recipe[];
 }
 
 export interface CheckModelArgs {
   path: string;
   budget?: { latencyMs: number; percentile: TuneBudget['percentile'] };
   maxMs: number;
+  session?: SessionSettings;
 }
 
 export interface CheckModelResult {
@@ -93,7 +96,8 @@ export const TASKS: Record<TaskName, Task> = {
         ...(a.memoryMB !== undefined ? { memoryMB: a.memoryMB } : {}),
         output: a.output,
         device: { id: a.device.id, target: target?.name ?? 'unknown' },
-        ...(target ? { space: target.space } : {}),
+        ...(target ? { target } : {}),
+        ...(a.candidates ? { candidates: a.candidates, reportPath: false as const } : {}),
       },
       ctx,
     );
@@ -101,7 +105,7 @@ export const TASKS: Record<TaskName, Task> = {
 
   'check-model': async (a: CheckModelArgs, ctx): Promise<CheckModelResult> => {
     const { benchModel } = await import('../../measure/bench.js');
-    const r = await benchModel(a.path, { maxMs: a.maxMs, minMs: Math.min(1000, a.maxMs / 2), warmupMaxMs: Math.min(3000, a.maxMs / 4), env: false }, ctx);
+    const r = await benchModel(a.path, { maxMs: a.maxMs, minMs: Math.min(1000, a.maxMs / 2), warmupMaxMs: Math.min(3000, a.maxMs / 4), env: false, ...(a.session ? { session: a.session } : {}) }, ctx);
     const key = a.budget ? (`p${a.budget.percentile}` as keyof LatencyStats) : undefined;
     const measured = key ? (r.latencyMs[key] as number) : undefined;
     return {

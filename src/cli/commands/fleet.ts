@@ -6,6 +6,7 @@ import { readRecipeFile, parseRecipe } from '../../compress/recipe-file.js';
 import { UsageError, errorMessage } from '../../errors.js';
 import { fleetDeploy, fleetDevices, fleetResults, fleetRun, fleetTuneDistributed, resolveFleetContext } from '../../fleet/api.js';
 import { Collector } from '../../fleet/collector.js';
+import { deployParams, readSigningKey } from '../../fleet/deploy-params.js';
 import { countOutcomes } from '../../fleet/dispatch.js';
 import { formatDevices, formatDistributed, formatOutcomes, formatResults, formatRollout, formatWave, progressLine } from '../../fleet/format.js';
 import { writeReport } from '../../fleet/report.js';
@@ -151,7 +152,7 @@ function jobCommand(type: 'bench' | 'rollback', describe: string): CommandModule
   };
 }
 
-type TuneArgs = JobArgs & Rollout & { budgetMs: number; percentile: number; memoryMb?: number; distributed: boolean; candidates?: string; deploy: boolean };
+type TuneArgs = JobArgs & Rollout & { budgetMs: number; percentile: number; memoryMb?: number; distributed: boolean; candidates?: string; deploy: boolean; signKey?: string };
 
 const tune: CommandModule<object, TuneArgs> = {
   command: 'tune',
@@ -163,7 +164,8 @@ const tune: CommandModule<object, TuneArgs> = {
     .option('memory-mb', { type: 'number', describe: 'peak memory limit' })
     .option('distributed', { type: 'boolean', default: false, describe: 'split the candidate list across the online devices of each target' })
     .option('candidates', { type: 'string', describe: '--distributed: JSON file with the recipes to try (default: the target\'s grid)' })
-    .option('deploy', { type: 'boolean', default: true, describe: '--distributed: roll the winner out to the target\'s devices (--no-deploy to skip)' }) as unknown as Argv<TuneArgs>,
+    .option('deploy', { type: 'boolean', default: true, describe: '--distributed: roll the winner out to the target\'s devices (--no-deploy to skip)' })
+    .option('sign-key', { type: 'string', describe: '--distributed: the fleet\'s ed25519 private key (PEM) to sign the winner\'s rollout' }) as unknown as Argv<TuneArgs>,
   handler: async (a) => {
     const ctx = await resolveFleetContext(a);
     const percentile = a.percentile as 50 | 90 | 95 | 99;
@@ -178,9 +180,10 @@ const tune: CommandModule<object, TuneArgs> = {
       return;
     }
     const candidates = a.candidates ? await readCandidates(a.candidates) : undefined;
+    const signKey = a.signKey ? await readSigningKey(a.signKey) : undefined;
     const out = await interruptible((signal) => fleetTuneDistributed(ctx, {
       selection: sel(a), model: a.model, budgetMs: a.budgetMs, percentile, memoryMB: a.memoryMb, candidates, timeoutS: a.timeout,
-      deploy: a.deploy, policy: policy(a), signal, onChange: follower(a),
+      deploy: a.deploy, policy: policy(a), signal, onChange: follower(a), ...(signKey ? { signKey } : {}),
       onReassign: (target, share, from, why) => info(`${target}: share ${share} taken from ${from} (${why}); reassigning`),
       onWave: a.quiet ? undefined : (w, rate) => info(formatWave(w, rate)),
     }));
@@ -195,18 +198,30 @@ const tune: CommandModule<object, TuneArgs> = {
   },
 };
 
-type DeployArgs = JobArgs & Rollout & { sha256?: string };
+type DeployArgs = Omit<JobArgs, 'model'> & Rollout & { model?: string; url?: string; sha256?: string; file?: string; signKey?: string; name?: string; budgetMs?: number; percentile: number };
 
 const deploy: CommandModule<object, DeployArgs> = {
   command: 'deploy',
   describe: 'Roll a model (and recipe) out: canary first, then batches; abort and roll back past the failure threshold',
   builder: (y) => rollout(selection(common(y)))
-    .option('model', { type: 'string', demandOption: true, describe: 'model path on the devices' })
+    .option('model', { type: 'string', describe: 'model path on the devices (examples/… or under their state folder)' })
+    .option('url', { type: 'string', describe: 'or an https URL the devices download the model from (resumed after a drop)' })
+    .option('sha256', { type: 'string', describe: 'sha256 of the model file (default: hashed from --file, or from --model when that file exists here)' })
+    .option('file', { type: 'string', describe: 'a copy of the model on this machine, to compute the sha256 from' })
+    .option('sign-key', { type: 'string', describe: 'the fleet\'s ed25519 private key (PEM): sign the model, as devices with deploy.publicKey require' })
     .option('recipe', { type: 'string', describe: 'recipe file: the device compresses the model with it before activating' })
-    .option('sha256', { type: 'string', describe: 'expected sha256 of the model file; the device refuses another' }) as unknown as Argv<DeployArgs>,
+    .option('name', { type: 'string', describe: 'a name the devices record with the deployment' })
+    .option('budget-ms', { type: 'number', describe: 'each device refuses (and keeps its current model) when the new one misses this latency' })
+    .option('percentile', { type: 'number', choices: [50, 90, 95, 99], default: 90 }) as unknown as Argv<DeployArgs>,
   handler: async (a) => {
     const ctx = await resolveFleetContext(a);
-    const params = { model: a.model, ...(a.recipe ? { recipe: await readRecipeFile(a.recipe) } : {}), ...(a.sha256 ? { sha256: a.sha256 } : {}), ...extraParams(a) };
+    const { params, notes } = await deployParams({
+      model: a.model, url: a.url, sha256: a.sha256, file: a.file, signKey: a.signKey, name: a.name,
+      ...(a.recipe ? { recipe: await readRecipeFile(a.recipe) } : {}),
+      ...(a.budgetMs !== undefined ? { budget: { latencyMs: a.budgetMs, percentile: a.percentile as 50 | 90 | 95 | 99 } } : {}),
+      extra: extraParams(a),
+    });
+    for (const n of notes) info(n);
     const r = await interruptible((signal) => fleetDeploy(ctx, {
       selection: sel(a), spec: { type: 'deploy', params, timeoutS: a.timeout }, policy: policy(a), includeOffline: a.includeOffline, signal,
       onChange: follower(a), onWave: a.quiet ? undefined : (w, rate) => info(formatWave(w, rate)),

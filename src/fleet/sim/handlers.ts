@@ -7,7 +7,7 @@ import type { HandlerMap } from '../../agent/jobs.js';
 import { EdgetuneError } from '../../errors.js';
 import { decide, paretoFront } from '../../tune/decide.js';
 import type { Recipe, Target, TuneResult } from '../../types.js';
-import { BenchParamsSchema, DeployParamsSchema, FleetTuneParamsSchema, RollbackParamsSchema, type BenchParams, type DeployedDoc, type DeployParams, type FleetTuneParams } from '../contract.js';
+import { BenchParamsSchema, DeployParamsSchema, RollbackParamsSchema, TuneParamsSchema, type BenchParams, type DeployedDoc, type DeployParams, type TuneParams } from '../contract.js';
 import { targetCandidates } from '../distributed.js';
 import { simMeasurement, simProfile, type SimKind } from './fake.js';
 
@@ -55,9 +55,9 @@ export function simHandlers(d: SimDeps): HandlerMap {
       },
     },
     tune: {
-      params: FleetTuneParamsSchema,
+      params: TuneParamsSchema,
       run: async (params, ctx) => {
-        const p = params as FleetTuneParams;
+        const p = params as TuneParams;
         maybeCrash('tune');
         const started = clock.now();
         const list: Recipe[] = p.candidates ?? targetCandidates(d.target, d.kind.cores);
@@ -101,7 +101,8 @@ export function simHandlers(d: SimDeps): HandlerMap {
         const cur = d.state.deployed;
         const doc: DeployedDoc = {
           v: 1,
-          model: { sha256: p.sha256 ?? fakeSha(`${p.model}|${JSON.stringify(p.recipe ?? {})}`), path: p.model },
+          // Like a real device: a compressing recipe makes a new file (here a made-up hash of it).
+          model: { sha256: compresses(p.recipe) ? fakeSha(`${p.sha256}|${JSON.stringify(p.recipe)}`) : p.sha256, path: p.model ?? p.url ?? `transfer:${p.transfer?.id}` },
           ...(p.recipe ? { recipe: p.recipe } : {}),
           since: new Date(clock.now()).toISOString(),
           ...(cur ? { previous: { model: cur.model, ...(cur.recipe ? { recipe: cur.recipe } : {}), since: cur.since } } : {}),
@@ -127,6 +128,8 @@ export function simHandlers(d: SimDeps): HandlerMap {
     },
   };
 }
+
+const compresses = (r: Recipe | undefined) => Boolean(r && (r.prune || r.lowrank || r.quantize));
 
 function fakeSha(text: string): string {
   return createHash('sha256').update(text).digest('hex');
