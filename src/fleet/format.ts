@@ -112,9 +112,13 @@ export function formatRollout(r: RolloutResult): string {
   return lines.join('\n');
 }
 
+/** Up to this many trials are listed one per row; beyond it, the merged front and the winner only. */
+const ALL_TRIALS_UP_TO = 24;
+
 export function formatDistributed(r: DistributedTuneResult): string {
   const p = r.budget.percentile;
-  const rows = r.trials.map((m) => [
+  const shown = r.trials.length <= ALL_TRIALS_UP_TO ? r.trials : r.trials.filter((m) => m === r.chosen || m === r.infeasible?.best || r.front.includes(m));
+  const rows = shown.map((m) => [
     r.chosen === m ? '→' : r.front.includes(m) ? '*' : '',
     m.label,
     Number(latencyAt(m, p).toFixed(3)),
@@ -131,6 +135,7 @@ export function formatDistributed(r: DistributedTuneResult): string {
     `${r.target}: ${r.trials.length} candidates measured on ${r.devices.length} devices in ${r.wallS.toFixed(1)} s`,
     ...shares,
     formatTable(['', 'candidate', `p${p} ms`, 'accuracy', 'SQNR dB', 'in budget'], rows),
+    ...(shown.length < r.trials.length ? [`(the merged front and the winner; ${r.trials.length - shown.length} more trials in --json)`] : []),
     '(→ winner, * on the merged latency/quality Pareto front)',
     ...(r.unmeasured.length ? [`not measured: ${r.unmeasured.join(', ')}`] : []),
     ...r.skipped.map((x) => `skipped by ${x.device}: ${x.label} (${x.why})`),
