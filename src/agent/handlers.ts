@@ -1,7 +1,7 @@
 // The job types this device runs for a controller. The work itself (profiling, compressing, benchmarking, tuning,
 // checking a model) runs in a child process (work/worker.ts), so nothing here puts graph rewriting or ONNX Runtime
 // on the agent's event loop. Handlers only validate parameters, confine paths and compose.
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { DeviceProfile, OpContext, TuneResult } from '../types.js';
 import { packageRoot } from '../util/paths.js';
@@ -65,7 +65,13 @@ export function realHandlers(deps: HandlerDeps): HandlerMap {
           ...(p.memoryMB !== undefined ? { memoryMB: p.memoryMB } : {}), ...(profile ? { profile } : {}),
           ...(p.candidates ? { candidates: p.candidates } : {}),
         };
-        return work('tune', args, ctx, opts);
+        const result = await work('tune', args, ctx, opts);
+        if (p.candidates && p.output === undefined) {
+          // A share's files are per job id and only serve a resume: once its result exists they would only pile up.
+          const stemPath = output.replace(/\.onnx$/, '');
+          await Promise.all([`${stemPath}.tune.json`, `${stemPath}.tune-journal.jsonl`].map((f) => rm(f, { force: true })));
+        }
+        return result;
       },
     },
     compress: {

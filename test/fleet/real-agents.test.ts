@@ -3,7 +3,7 @@
 // share of the candidates; each measures exactly its share on the bundled example model; the controller merges
 // the trials and rolls the winner out, and the agents compress, check and activate it.
 import t from 'tap';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { Agent } from '../../src/agent/agent.js';
@@ -97,6 +97,7 @@ t.test('distributed tune over two real agents: each measures exactly its share; 
     t.same(cur.active?.recipe, r.chosen!.recipe, `${id} runs the winning recipe`);
     t.ok(existsSync(join(a.stateDir, 'models', 'active.onnx')), `${id}: the active model link exists`);
     t.notOk(existsSync(join(a.stateDir, 'tuned', 'model.tuned.onnx')), `${id}: a share writes no model`);
+    t.same(readdirSync(join(a.stateDir, 'tuned')), [], `${id}: a finished share leaves no files behind`);
   }
 });
 
