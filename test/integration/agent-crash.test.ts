@@ -41,7 +41,8 @@ t.test('agent SIGKILLed mid-tune: the tune runs again to the end; killed on ever
   const env = agentEnv(mq.url, stateDir, 'kc');
   const ctl = await controller(t, mq.url, [`${BASE}/jobs/+/+`, `${BASE}/status`]);
   const statuses = (id: string) => ctl.msgs.filter((m) => m.topic === `${BASE}/jobs/${id}/status`).map((m) => m.doc);
-  const tuneJob = (id: string) => JSON.stringify({ v: 1, id, type: 'tune', params: { model: 'inbox/tunable.onnx', budgetMs: 50 } });
+  // Each job its own output, so its own journal: tune2 must not finish by replaying what tune1 measured.
+  const tuneJob = (id: string) => JSON.stringify({ v: 1, id, type: 'tune', params: { model: 'inbox/tunable.onnx', budgetMs: 50, output: `tuned/${id}.onnx` } });
   let kills = 0;
 
   let agent = startAgent(t, env);
@@ -67,7 +68,9 @@ t.test('agent SIGKILLed mid-tune: the tune runs again to the end; killed on ever
   await ctl.client.publishAsync(`${BASE}/jobs/tune2`, tuneJob('tune2'), { qos: 1 });
   for (let attempt = 1; attempt <= 2; attempt++) {
     await ctl.waitFor((m) => m.topic === `${BASE}/jobs/tune2/status` && m.doc.state === 'IN_PROGRESS' && (attempt === 1 || m.doc.seq > 1_000_000), `tune2 attempt ${attempt} running`, 60_000);
-    await sleep(500 + Math.random() * 1500);
+    // The second attempt resumes from the first one's journal, so it has less left: kill it before its work process
+    // (which alone takes longer to start) can have finished.
+    await sleep(attempt === 1 ? 500 + Math.random() * 1000 : Math.random() * 300);
     await agent.kill('SIGKILL');
     kills++;
     await checkState(t, stateDir, []);
