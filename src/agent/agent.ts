@@ -60,6 +60,8 @@ export class Agent {
   private heartbeat: Heartbeat | undefined;
   private remote: RemotePatch = {};
   private profileDoc: DeviceProfile | undefined;
+  /** The start-up profiling; a job that needs the profile waits for it rather than tune with the default space. */
+  private profiling: Promise<void> | undefined;
   private version = '0.0.0';
   private readonly clock: Clock;
   private readonly startedAt: number;
@@ -134,7 +136,10 @@ export class Agent {
       stateDir,
       deviceId: config.deviceId,
       log,
-      profile: async () => this.profileDoc,
+      profile: async () => {
+        await this.profiling;
+        return this.profileDoc;
+      },
       work: this.ctx.work,
       graceMs,
       deploy: { store: this.models, transfers: this.transfers, config: config.deploy, publicKey, onDeployed: (d) => this.publishDeployed(d), now: () => new Date(this.clock.now()) },
@@ -184,7 +189,7 @@ export class Agent {
     this.transport.start();
     this.heartbeat.start();
     log.info('agent started', { base: this.base, session: this.session, broker: this.brokerUrl, version: this.version });
-    void this.takeProfile();
+    this.profiling = this.takeProfile();
   }
 
   waitConnected(signal?: AbortSignal): Promise<void> {
