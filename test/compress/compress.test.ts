@@ -53,6 +53,28 @@ t.test('compressFile refuses to write below the fidelity floor, and never overwr
   await t.rejects(compressFile({ input: example, output: example, recipe: recipeFromQuantFlag('fp16') }), { code: 'USAGE' });
 });
 
+t.test('compressFile with data: static int8 calibrates and verifies on the dataset, held-out examples first', async (t) => {
+  const dir = t.testdir();
+  const out = join(dir, 'static.onnx');
+  const data = 'examples/fashion-mnist';
+  const recipe = { v: 1 as const, quantize: { mode: 'static' as const, calibration: { method: 'percentile' as const, samples: 128 } } };
+  const r = await compressFile({ input: example, output: out, recipe, data, verifySamples: 48 });
+  t.notMatch(r.warnings.join('\n'), /generated random inputs/, 'calibrated on the dataset');
+  t.match(r.warnings.join('\n'), /on 128 example\(s\) from .*fashion-mnist/);
+  t.same(r.verifiedOn, { source: join(process.cwd(), data), examples: 48 }, 'verified on the data, as many examples as asked');
+  t.ok(r.fidelity.logits.cosine > 0.99, `cosine ${r.fidelity.logits.cosine}`);
+  t.ok((r.fidelity.logits.top1Agreement ?? 0) >= 0.95, `top-1 agreement ${r.fidelity.logits.top1Agreement}`);
+  t.ok(r.passes[0].changed.some((c) => c.op === 'Conv'), 'convs quantized');
+  // The same recipe on random inputs: the calibration is off and the verification says so.
+  const blind = await compressFile({ input: example, output: join(dir, 'blind.onnx'), recipe, force: true });
+  t.equal(blind.verifiedOn?.source, 'generated inputs');
+  t.match(blind.warnings.join('\n'), /generated random inputs/);
+  // A prune step with reconstruction refits on the same data.
+  const pr = await compressFile({ input: example, output: join(dir, 'pruned.onnx'), recipe: { v: 1, prune: { method: 'channel', ratio: 0.25, reconstruct: true } }, data, force: true });
+  t.match(pr.warnings.join('\n'), /reconstruction on \d+ calibration examples \(.*fashion-mnist/, 'pruning reconstruction got the real data');
+  await t.rejects(compressFile({ input: example, output: join(dir, 'x.onnx'), recipe, data: join(dir, 'nope.npy') }), { code: 'DATASET_NOT_FOUND', message: /nope\.npy/ });
+});
+
 t.test('recipe files are validated with messages that name the field', async (t) => {
   const dir = t.testdir();
   const bad = join(dir, 'bad.json');

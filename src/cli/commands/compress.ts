@@ -7,7 +7,7 @@ import { fmtBytes, fmtNum, formatTable, info, printJson } from '../output.js';
 import { progressReporter, signalOnInterrupt } from '../progress.js';
 import type { CompressReport } from '../../types.js';
 
-interface Args { model: string; quant?: string; recipe?: string; output: string; perChannel: boolean; json: boolean; force: boolean; minCosine: number; shape?: string[]; verbose: boolean }
+interface Args { model: string; quant?: string; recipe?: string; output: string; perChannel: boolean; json: boolean; force: boolean; minCosine: number; shape?: string[]; verbose: boolean; data?: string; verifySamples?: number }
 
 export const compressCommand: CommandModule<object, Args> = {
   command: 'compress <model>',
@@ -20,11 +20,15 @@ export const compressCommand: CommandModule<object, Args> = {
     .option('per-channel', { type: 'boolean', default: false, describe: 'int8: one scale per output column' })
     .option('min-cosine', { type: 'number', default: 0.99, describe: 'refuse to write below this output cosine similarity' })
     .option('force', { type: 'boolean', default: false, describe: 'write even below --min-cosine' })
-    .option('shape', { type: 'string', array: true, describe: 'input shape for verification, name=1x3x224x224' })
+    .option('data', { type: 'string', describe: 'real examples for calibration, pruning reconstruction and verification (.npy, .npz, .jsonl, ONNX test data or IDX folder); random inputs when absent' })
+    .option('verify-samples', { type: 'number', describe: 'examples from --data the verification compares on (default 64)' })
+    .option('shape', { type: 'string', array: true, describe: 'input shape for random inputs (calibration and verification without --data), name=1x3x224x224' })
     .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'list every change and skip' })
     .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' })
     .check((a) => {
       if (!a.quant === !a.recipe) throw new EdgetuneError('USAGE', 'give exactly one of --quant or --recipe');
+      const vs = a.verifySamples as number | undefined;
+      if (vs !== undefined && !(Number.isInteger(vs) && vs > 0)) throw new EdgetuneError('USAGE', `--verify-samples must be a positive integer, got ${vs}`);
       return true;
     }) as unknown as Argv<Args>,
   handler: async (a) => {
@@ -33,7 +37,7 @@ export const compressCommand: CommandModule<object, Args> = {
     const { onProgress, done } = progressReporter({ quiet: a.json });
     const { signal, dispose } = signalOnInterrupt();
     try {
-      const report = await compressFile({ input: a.model, output: a.output, recipe, minCosine: a.minCosine, force: a.force, shapes }, { signal, onProgress });
+      const report = await compressFile({ input: a.model, output: a.output, recipe, minCosine: a.minCosine, force: a.force, shapes, data: a.data, verifySamples: a.verifySamples }, { signal, onProgress });
       done();
       if (a.json) printJson(report);
       else printCompressReport(report, a.verbose);
@@ -55,8 +59,9 @@ export function printCompressReport(r: CompressReport, verbose: boolean): void {
     for (const s of sk) info(`  – ${s.node} (${s.op}): ${s.why}`);
     if (sk.length < p.skipped.length) info(`  … ${p.skipped.length - sk.length} more skipped (--verbose)`);
   }
-  const rows = Object.entries(r.fidelity).map(([k, f]) => [k, f.cosine, f.maxAbsError, f.sqnrDb]);
-  info('fidelity vs the original on generated inputs:');
-  info(formatTable(['output', 'cosine', 'max abs err', 'SQNR dB'], rows));
+  const rows = Object.entries(r.fidelity).map(([k, f]) => [k, f.cosine, f.maxAbsError, f.sqnrDb, f.top1Agreement ?? '-']);
+  const on = r.verifiedOn;
+  info(`fidelity vs the original on ${on ? `${on.examples} example(s) from ${on.source}` : 'generated inputs'}:`);
+  info(formatTable(['output', 'cosine', 'max abs err', 'SQNR dB', 'top-1 agree'], rows));
   for (const w of r.warnings) info(`warning: ${w}`);
 }

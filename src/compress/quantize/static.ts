@@ -21,8 +21,6 @@ import { planQdq, type PlanOptions } from './qdq-plan.js';
 import { applyQdqPlan, commuteReluPastBoundaryPools } from './qdq-rewrite.js';
 
 export interface StaticContext extends PipelineContext {
-  /** input shapes for generated calibration data when the model's dims are dynamic and no data is given */
-  shapes?: Record<string, number[]>;
   /** the CPU to advise about (default: this host) */
   cpu?: HostCpu;
   memoryBudgetBytes?: number;
