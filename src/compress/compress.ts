@@ -61,7 +61,10 @@ export async function compressFile(opts: CompressOptions, ctx: OpContext = {}): 
     const worst = Object.entries(fidelity).reduce((w, [k, v]) => (v.cosine < w[1] ? [k, v.cosine] as [string, number] : w), ['', 1] as [string, number]);
     if (worst[1] < minCos) {
       const msg = `output "${worst[0]}" of the compressed model has cosine similarity ${worst[1].toFixed(4)} with the original, below ${minCos}`;
-      if (!opts.force) throw new EdgetuneError('COMPRESS_FIDELITY', `${opts.input}: ${msg}; nothing was written. Exclude sensitive layers (recipe.exclude) or pass --force to write it anyway.`);
+      const hint = !data && calibrationSamples(opts.recipe) > 0
+        ? 'The recipe calibrates on data and none was given, so it ran on random inputs: pass real examples with --data. '
+        : '';
+      if (!opts.force) throw new EdgetuneError('COMPRESS_FIDELITY', `${opts.input}: ${msg}; nothing was written. ${hint}Exclude sensitive layers (recipe.exclude) or pass --force to write it anyway.`);
       warnings.push(msg);
     }
     await rename(candidate, outPath);

@@ -75,6 +75,38 @@ t.test('compressFile with data: static int8 calibrates and verifies on the datas
   await t.rejects(compressFile({ input: example, output: join(dir, 'x.onnx'), recipe, data: join(dir, 'nope.npy') }), { code: 'DATASET_NOT_FOUND', message: /nope\.npy/ });
 });
 
+t.test('every --quant shorthand is a valid recipe; flags that do not apply are refused', async (t) => {
+  t.same(recipeFromQuantFlag('int8-static', undefined, { calibration: 'entropy', samples: 64 }).quantize, {
+    mode: 'static', symmetricWeights: true, calibration: { method: 'entropy', samples: 64, percentile: 99.999, batch: 16 },
+  }, 'static keeps its per-channel default (absent) and gets the schema defaults');
+  t.equal(recipeFromQuantFlag('int8-static').quantize?.calibration?.method, 'percentile');
+  t.equal(recipeFromQuantFlag('int8-static', false).quantize?.perChannel, false);
+  t.match(recipeFromQuantFlag('int4', undefined, { blockSize: 64 }).quantize, { mode: 'weight-only', bits: 4, blockSize: 64 });
+  t.match(recipeFromQuantFlag('int8-weight').quantize, { mode: 'weight-only', bits: 8 });
+  t.match(recipeFromQuantFlag('fp16-full').quantize, { mode: 'fp16', fullGraph: true });
+  t.same(recipeFromQuantFlag('fp32'), { v: 1 });
+  t.throws(() => recipeFromQuantFlag('int8-dynamic', undefined, { calibration: 'minmax' }), { code: 'USAGE', message: /--calibration applies to --quant int8-static only/ });
+  t.throws(() => recipeFromQuantFlag('fp16', undefined, { blockSize: 32 }), { message: /--block-size applies to --quant int4 or int8-weight/ });
+  t.throws(() => recipeFromQuantFlag('int4', true), { message: /--per-channel/ });
+  t.throws(() => recipeFromQuantFlag('int4', undefined, { blockSize: 512 }), { message: /blockSize/ }, 'the schema still checks the block size');
+  t.throws(() => recipeFromQuantFlag('int3'), { message: /choose one of int8-dynamic, int8-static/ });
+});
+
+t.test('each shorthand compresses the example, loads in ORT and keeps its predictions on real images', async (t) => {
+  const dir = t.testdir();
+  const cases: Array<[string, RegExp]> = [
+    ['int8-dynamic', /quantize-dynamic/], ['int8-static', /quantize-static/], ['int8-weight', /quantize-weight-only/],
+    ['int4', /quantize-weight-only/], ['fp16', /fp16/], ['fp16-full', /fp16/],
+  ];
+  for (const [quant, pass] of cases) {
+    const r = await compressFile({ input: example, output: join(dir, `${quant}.onnx`), recipe: recipeFromQuantFlag(quant), data: 'examples/fashion-mnist', verifySamples: 32 });
+    t.match(r.passes.map((p) => p.pass).join(','), pass, `${quant}: ${r.passes.map((p) => p.pass)}`);
+    t.ok(r.passes.some((p) => p.changed.length > 0), `${quant} changed something`);
+    t.ok(r.fidelity.logits.cosine > 0.99 && (r.fidelity.logits.top1Agreement ?? 0) >= 0.9, `${quant}: cosine ${r.fidelity.logits.cosine}, top-1 agreement ${r.fidelity.logits.top1Agreement}`);
+    t.ok(r.output.bytes < r.input.bytes, `${quant}: ${r.input.bytes} → ${r.output.bytes} bytes`);
+  }
+});
+
 t.test('recipe files are validated with messages that name the field', async (t) => {
   const dir = t.testdir();
   const bad = join(dir, 'bad.json');
