@@ -75,6 +75,30 @@ t.test('static QDQ: ORT fuses the groups into QLinearConv/QLinearAdd/QLinearConc
   t.ok(cosine(ref.y, out.y) > 0.99, `cosine ${cosine(ref.y, out.y)}`);
 });
 
+t.test('static QDQ on a MatMul chain: ORT runs QLinearMatMul (optimized-model output), no float MatMul left', async (t) => {
+  const b = new GraphBuilder('chain');
+  const x = b.input('x', DT.FLOAT, ['N', 64]);
+  let h = x;
+  for (let i = 0; i < 3; i++) {
+    const w = b.initializer(`w${i}`, DT.FLOAT, [64, 64], randomFloats(64 * 64, 40 + i, 0.15));
+    h = b.op('Relu', [b.op('MatMul', [h, w], undefined, `mm${i}`)]);
+  }
+  b.output(b.node('MatMul', [h, b.initializer('wo', DT.FLOAT, [64, 10], randomFloats(640, 50, 0.2))], { outputs: ['y'], name: 'head' })[0], DT.FLOAT, ['N', 10]);
+  const m = buildModel(b.graph);
+  const res = await applyRecipe(m, staticRecipe(), ctx);
+  t.same(res.passes[0].changed.map((c) => c.node).sort(), ['head', 'mm0', 'mm1', 'mm2']);
+  for (const [label, c] of [['x86 (U8S8)', ctx], ['ARM (S8S8)', { cpu: { family: 'arm', isa: ['neon', 'dotprod'] } } as StaticContext]] as const) {
+    const q = label.startsWith('x86') ? res : await applyRecipe(m, staticRecipe(), c);
+    const ops = await optimizedOps(t.testdir(), q.model, 'chain');
+    t.ok(ops.filter((o) => o === 'QLinearMatMul').length >= 3, `${label}: QLinearMatMul for the inner layers in ${ops.join(' ')}`);
+    t.notOk(ops.includes('MatMul'), `${label}: no float MatMul left`);
+    const feeds = { x: new ort.Tensor('float32', randomFloats(8 * 64, 51), [8, 64]) };
+    const ref = await runOnce(modelBytes(m), feeds);
+    const out = await runOnce(modelBytes(q.model), feeds);
+    t.ok(cosine(ref.y, out.y) > 0.99, `${label}: cosine ${cosine(ref.y, out.y)}`);
+  }
+});
+
 t.test('S8S8 and U8S8 with reduce-range both load; reduce-range keeps weights in 7 bits', async (t) => {
   const m = cnn();
   const ref = await runOnce(modelBytes(m), xFeed(2));
