@@ -115,6 +115,20 @@ t.test('S8S8 and U8S8 with reduce-range both load; reduce-range keeps weights in
   }
 });
 
+t.test('x86 without VNNI defaults to U8S8 with 7-bit weights; the recipe can say otherwise', async (t) => {
+  const avx2 = { cpu: { family: 'x86', isa: ['avx2'] } } as StaticContext;
+  const wmax = (r: Awaited<ReturnType<typeof applyRecipe>>) =>
+    Math.max(...Array.from(readTensor(r.model.proto.graph!.initializer.find((i) => i.name.startsWith('w2_quantized'))!).data as Int8Array, Math.abs));
+  const auto = await applyRecipe(cnn(), staticRecipe(), avx2);
+  t.equal(wmax(auto), 63, 'weights in 7 bits');
+  t.match(auto.warnings.join('\n'), /U8S8 with 7-bit weights/);
+  t.notMatch(auto.warnings.join('\n'), /no VNNI/, 'nothing to warn about: the default already avoids the saturation');
+  const full = await applyRecipe(cnn(), staticRecipe({ reduceRange: false }), avx2);
+  t.equal(wmax(full), 127, 'reduceRange false in the recipe wins');
+  t.match(full.warnings.join('\n'), /no VNNI.*reduceRange/, 'and is warned about');
+  t.equal(wmax(await applyRecipe(cnn(), staticRecipe(), ctx)), 127, 'with VNNI: full 8-bit weights');
+});
+
 t.test('the example CNN: calibrated on its IDX set, fused in ORT, top-1 within 0.5 points of fp32', async (t) => {
   const dir = join(import.meta.dirname, '../../examples/fashion-mnist');
   const m = await loadModel(join(dir, 'model.onnx'));

@@ -43,7 +43,10 @@ export async function quantizeStatic(model: OnnxModel, q: QuantizeStep, exclude:
   if (q.activationType === 'int8' && cpu.family === 'x86') {
     warnings.push('activationType int8 on x86: ONNX Runtime only fuses int8 activations here where a tensor has a single reader; "uint8" fuses everywhere');
   }
-  const reduceRange = q.reduceRange ?? false;
+  // x86 without VNNI multiplies u8×s8 with vpmaddubsw, whose 16-bit pair sums saturate on full-range weights:
+  // 7-bit weights avoid that. The recipe (from the target file) may say otherwise; absent, the CPU decides.
+  const noVnni = cpu.family === 'x86' && cpu.isa !== undefined && !cpu.isa.includes('vnni') && !cpu.isa.includes('amx');
+  const reduceRange = q.reduceRange ?? noVnni;
   let perChannel = q.perChannel ?? true;
 
   const from = opsetVersion(model, '');
