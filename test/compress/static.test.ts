@@ -99,6 +99,27 @@ t.test('static QDQ on a MatMul chain: ORT runs QLinearMatMul (optimized-model ou
   }
 });
 
+t.test('a Concat joining tensors of very different ranges stays float; each input keeps its own Q/DQ', async (t) => {
+  const b = new GraphBuilder('mixed');
+  const x = b.input('x', DT.FLOAT, [1, 64, 6, 6]);
+  const wide = b.op('Conv', [x, b.initializer('wa', DT.FLOAT, [8, 64, 1, 1], randomFloats(512, 61, 2))], undefined, 'box_logits');
+  const narrow = b.op('Sigmoid', [b.op('Conv', [x, b.initializer('wb', DT.FLOAT, [8, 64, 1, 1], randomFloats(512, 62, 0.01))], undefined, 'score_conv')]);
+  const cat = b.op('Concat', [wide, narrow], { axis: 1 }, 'head_concat');
+  b.output(b.op('Conv', [cat, b.initializer('wc', DT.FLOAT, [8, 16, 1, 1], randomFloats(128, 63, 0.3))], undefined, 'after'), DT.FLOAT);
+  const same = b.op('Concat', [wide, b.op('Relu', [wide])], { axis: 1 }, 'same_range_concat');
+  b.output(b.op('Conv', [same, b.initializer('wd', DT.FLOAT, [8, 16, 1, 1], randomFloats(128, 64, 0.3))], undefined, 'after2'), DT.FLOAT);
+  const m = buildModel(b.graph);
+  const res = await applyRecipe(m, staticRecipe(), ctx);
+  const why = Object.fromEntries(res.passes[0].skipped.map((s) => [s.node, s.why]));
+  t.match(why.head_concat, /inputs span ±[\d.e+-]+ to ±[\d.e+-]+: one int8 scale .* stays float/);
+  t.notOk(why.same_range_concat, 'a Concat of like ranges is still quantized');
+  t.ok(res.passes[0].changed.some((c) => c.node === 'same_range_concat'));
+  const feeds = { x: new ort.Tensor('float32', randomFloats(64 * 36, 65), [1, 64, 6, 6]) };
+  const ref = await runOnce(modelBytes(m), feeds);
+  const out = await runOnce(modelBytes(res.model), feeds);
+  for (const k of Object.keys(ref)) t.ok(cosine(ref[k], out[k]) > 0.99, `${k}: cosine ${cosine(ref[k], out[k])}`);
+});
+
 t.test('S8S8 and U8S8 with reduce-range both load; reduce-range keeps weights in 7 bits', async (t) => {
   const m = cnn();
   const ref = await runOnce(modelBytes(m), xFeed(2));

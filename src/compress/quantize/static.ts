@@ -17,7 +17,7 @@ import { foldBatchNorms } from './qdq-fold.js';
 import { hostCpu, int8KernelWarnings, type HostCpu } from './qdq-isa.js';
 import { PER_CHANNEL_OPSET, softmaxInputsToProbe, upgradeBlocker, upgradeToOpset13, type RankOf } from './qdq-opset.js';
 import { activationParams, type QParams } from './qdq-params.js';
-import { planQdq, type PlanOptions } from './qdq-plan.js';
+import { mixedRangeConcats, planQdq, type PlanOptions } from './qdq-plan.js';
 import { applyQdqPlan, commuteReluPastBoundaryPools } from './qdq-rewrite.js';
 
 export interface StaticContext extends PipelineContext {
@@ -96,7 +96,9 @@ export async function quantizeStatic(model: OnnxModel, q: QuantizeStep, exclude:
   // Re-plan with the tensors calibration measured; outputs of data-movement ops inherit their input's range.
   const root = (t: string) => { let r = t; while (first.shared.has(r)) r = first.shared.get(r)!; return r; };
   const available = new Set([...cal.ranges.keys(), ...[...first.shared.keys()].filter((t) => cal.ranges.has(root(t)))]);
-  const plan = planQdq(g, { ...base, available });
+  const rangeOf = (t: string) => cal.ranges.get(root(t));
+  const keepFloat = mixedRangeConcats(planQdq(g, { ...base, available }), rangeOf);
+  const plan = planQdq(g, { ...base, available, keepFloat });
   const params = new Map<string, QParams>();
   for (const t of plan.activations) params.set(t, activationParams(cal.ranges.get(t)!, activationType));
   for (const [t, why] of cal.skipped) report.skipped.push({ node: t, op: '(tensor)', why: `not quantized: ${why}` });
