@@ -127,6 +127,8 @@ export interface CompressReport {
   input: { path: string; bytes: number; sha256: string };
   output: { path: string; bytes: number; sha256: string };
   passes: PassReport[];
-  fidelity: Record<string, { cosine: number; maxAbsError: number; sqnrDb: number }>;
+  fidelity: Record<string, { cosine: number; maxAbsError: number; sqnrDb: number; top1Agreement?: number }>;
+  /** what the fidelity was measured on: a dataset path or "generated inputs", and how many examples */
+  verifiedOn?: { source: string; examples: number };
   warnings: string[];
 }

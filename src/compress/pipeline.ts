@@ -20,6 +20,8 @@ export interface PipelineContext extends OpContext {
   modelPath?: string;
   /** a scratch folder for intermediate files */
   workDir?: string;
+  /** input shapes for generated inputs when the model's dims are dynamic and there is no data */
+  shapes?: Record<string, number[]>;
 }
 
 type Step = { name: string; run: (model: OnnxModel) => Promise<StepResult> };

@@ -110,9 +110,9 @@ t.test('planGroups splits tensors to fit the budget and lowers the batch for a h
 });
 
 /** x[N,16] → MatMul → Relu → MatMul → y, with the hidden tensors to observe. */
-function mlp() {
+function mlp(batch: number | string = 'N') {
   const b = new GraphBuilder('mlp');
-  const x = b.input('x', DT.FLOAT, ['N', 16]);
+  const x = b.input('x', DT.FLOAT, [batch, 16]);
   const h = b.node('MatMul', [x, b.initializer('w1', DT.FLOAT, [16, 32], randomFloats(512, 1, 0.5))], { outputs: ['h'] })[0];
   const r = b.node('Relu', [h], { outputs: ['r'] })[0];
   const s = b.node('Shape', [r], { outputs: ['shape'] })[0];
@@ -155,6 +155,15 @@ t.test('collectStats runs ORT with the tensors as outputs; grouping under a tigh
     t.same([b.min, b.max, b.count], [a.min, a.max, a.count], `${name}: same min/max/count`);
     t.same(Array.from(b.absHistogram()), Array.from(a.absHistogram()), `${name}: same histogram`);
   }
+});
+
+t.test('a model with a fixed batch of 1 is planned for what it is fed, not for the batch asked', async (t) => {
+  const m = mlp(1);
+  // h and r take 256 bytes per example: batch 8 would need 2 KB, but the model only ever takes one example.
+  const r = await collectStats(m, source(6), { tensors: ['h', 'r'], histogram: false, samples: 6, batch: 8, memoryBudgetBytes: 300 });
+  t.equal(r.groups, 1, 'one group');
+  t.equal(r.samples, 6);
+  t.same(r.notes, [], 'no lowered-batch note');
 });
 
 t.test('calibrate: ranges per tensor, reasons for the rest, a warning without data', async (t) => {

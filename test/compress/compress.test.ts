@@ -53,6 +53,60 @@ t.test('compressFile refuses to write below the fidelity floor, and never overwr
   await t.rejects(compressFile({ input: example, output: example, recipe: recipeFromQuantFlag('fp16') }), { code: 'USAGE' });
 });
 
+t.test('compressFile with data: static int8 calibrates and verifies on the dataset, held-out examples first', async (t) => {
+  const dir = t.testdir();
+  const out = join(dir, 'static.onnx');
+  const data = 'examples/fashion-mnist';
+  const recipe = { v: 1 as const, quantize: { mode: 'static' as const, calibration: { method: 'percentile' as const, samples: 128 } } };
+  const r = await compressFile({ input: example, output: out, recipe, data, verifySamples: 48 });
+  t.notMatch(r.warnings.join('\n'), /generated random inputs/, 'calibrated on the dataset');
+  t.match(r.warnings.join('\n'), /on 128 example\(s\) from .*fashion-mnist/);
+  t.same(r.verifiedOn, { source: join(process.cwd(), data), examples: 48 }, 'verified on the data, as many examples as asked');
+  t.ok(r.fidelity.logits.cosine > 0.99, `cosine ${r.fidelity.logits.cosine}`);
+  t.ok((r.fidelity.logits.top1Agreement ?? 0) >= 0.95, `top-1 agreement ${r.fidelity.logits.top1Agreement}`);
+  t.ok(r.passes[0].changed.some((c) => c.op === 'Conv'), 'convs quantized');
+  // The same recipe on random inputs: the calibration is off and the verification says so.
+  const blind = await compressFile({ input: example, output: join(dir, 'blind.onnx'), recipe, force: true });
+  t.equal(blind.verifiedOn?.source, 'generated inputs');
+  t.match(blind.warnings.join('\n'), /generated random inputs/);
+  // A prune step with reconstruction refits on the same data.
+  const pr = await compressFile({ input: example, output: join(dir, 'pruned.onnx'), recipe: { v: 1, prune: { method: 'channel', ratio: 0.25, reconstruct: true } }, data, force: true });
+  t.match(pr.warnings.join('\n'), /reconstruction on \d+ calibration examples \(.*fashion-mnist/, 'pruning reconstruction got the real data');
+  await t.rejects(compressFile({ input: example, output: join(dir, 'x.onnx'), recipe, data: join(dir, 'nope.npy') }), { code: 'DATASET_NOT_FOUND', message: /nope\.npy/ });
+});
+
+t.test('every --quant shorthand is a valid recipe; flags that do not apply are refused', async (t) => {
+  t.same(recipeFromQuantFlag('int8-static', undefined, { calibration: 'entropy', samples: 64 }).quantize, {
+    mode: 'static', symmetricWeights: true, calibration: { method: 'entropy', samples: 64, percentile: 99.999, batch: 16 },
+  }, 'static keeps its per-channel default (absent) and gets the schema defaults');
+  t.equal(recipeFromQuantFlag('int8-static').quantize?.calibration?.method, 'percentile');
+  t.equal(recipeFromQuantFlag('int8-static', false).quantize?.perChannel, false);
+  t.match(recipeFromQuantFlag('int4', undefined, { blockSize: 64 }).quantize, { mode: 'weight-only', bits: 4, blockSize: 64 });
+  t.match(recipeFromQuantFlag('int8-weight').quantize, { mode: 'weight-only', bits: 8 });
+  t.match(recipeFromQuantFlag('fp16-full').quantize, { mode: 'fp16', fullGraph: true });
+  t.same(recipeFromQuantFlag('fp32'), { v: 1 });
+  t.throws(() => recipeFromQuantFlag('int8-dynamic', undefined, { calibration: 'minmax' }), { code: 'USAGE', message: /--calibration applies to --quant int8-static only/ });
+  t.throws(() => recipeFromQuantFlag('fp16', undefined, { blockSize: 32 }), { message: /--block-size applies to --quant int4 or int8-weight/ });
+  t.throws(() => recipeFromQuantFlag('int4', true), { message: /--per-channel/ });
+  t.throws(() => recipeFromQuantFlag('int4', undefined, { blockSize: 512 }), { message: /blockSize/ }, 'the schema still checks the block size');
+  t.throws(() => recipeFromQuantFlag('int3'), { message: /choose one of int8-dynamic, int8-static/ });
+});
+
+t.test('each shorthand compresses the example, loads in ORT and keeps its predictions on real images', async (t) => {
+  const dir = t.testdir();
+  const cases: Array<[string, RegExp]> = [
+    ['int8-dynamic', /quantize-dynamic/], ['int8-static', /quantize-static/], ['int8-weight', /quantize-weight-only/],
+    ['int4', /quantize-weight-only/], ['fp16', /fp16/], ['fp16-full', /fp16/],
+  ];
+  for (const [quant, pass] of cases) {
+    const r = await compressFile({ input: example, output: join(dir, `${quant}.onnx`), recipe: recipeFromQuantFlag(quant), data: 'examples/fashion-mnist', verifySamples: 32 });
+    t.match(r.passes.map((p) => p.pass).join(','), pass, `${quant}: ${r.passes.map((p) => p.pass)}`);
+    t.ok(r.passes.some((p) => p.changed.length > 0), `${quant} changed something`);
+    t.ok(r.fidelity.logits.cosine > 0.99 && (r.fidelity.logits.top1Agreement ?? 0) >= 0.9, `${quant}: cosine ${r.fidelity.logits.cosine}, top-1 agreement ${r.fidelity.logits.top1Agreement}`);
+    t.ok(r.output.bytes < r.input.bytes, `${quant}: ${r.input.bytes} → ${r.output.bytes} bytes`);
+  }
+});
+
 t.test('recipe files are validated with messages that name the field', async (t) => {
   const dir = t.testdir();
   const bad = join(dir, 'bad.json');

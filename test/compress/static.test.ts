@@ -75,6 +75,51 @@ t.test('static QDQ: ORT fuses the groups into QLinearConv/QLinearAdd/QLinearConc
   t.ok(cosine(ref.y, out.y) > 0.99, `cosine ${cosine(ref.y, out.y)}`);
 });
 
+t.test('static QDQ on a MatMul chain: ORT runs QLinearMatMul (optimized-model output), no float MatMul left', async (t) => {
+  const b = new GraphBuilder('chain');
+  const x = b.input('x', DT.FLOAT, ['N', 64]);
+  let h = x;
+  for (let i = 0; i < 3; i++) {
+    const w = b.initializer(`w${i}`, DT.FLOAT, [64, 64], randomFloats(64 * 64, 40 + i, 0.15));
+    h = b.op('Relu', [b.op('MatMul', [h, w], undefined, `mm${i}`)]);
+  }
+  b.output(b.node('MatMul', [h, b.initializer('wo', DT.FLOAT, [64, 10], randomFloats(640, 50, 0.2))], { outputs: ['y'], name: 'head' })[0], DT.FLOAT, ['N', 10]);
+  const m = buildModel(b.graph);
+  const res = await applyRecipe(m, staticRecipe(), ctx);
+  t.same(res.passes[0].changed.map((c) => c.node).sort(), ['head', 'mm0', 'mm1', 'mm2']);
+  for (const [label, c] of [['x86 (U8S8)', ctx], ['ARM (S8S8)', { cpu: { family: 'arm', isa: ['neon', 'dotprod'] } } as StaticContext]] as const) {
+    const q = label.startsWith('x86') ? res : await applyRecipe(m, staticRecipe(), c);
+    const ops = await optimizedOps(t.testdir(), q.model, 'chain');
+    t.ok(ops.filter((o) => o === 'QLinearMatMul').length >= 3, `${label}: QLinearMatMul for the inner layers in ${ops.join(' ')}`);
+    t.notOk(ops.includes('MatMul'), `${label}: no float MatMul left`);
+    const feeds = { x: new ort.Tensor('float32', randomFloats(8 * 64, 51), [8, 64]) };
+    const ref = await runOnce(modelBytes(m), feeds);
+    const out = await runOnce(modelBytes(q.model), feeds);
+    t.ok(cosine(ref.y, out.y) > 0.99, `${label}: cosine ${cosine(ref.y, out.y)}`);
+  }
+});
+
+t.test('a Concat joining tensors of very different ranges stays float; each input keeps its own Q/DQ', async (t) => {
+  const b = new GraphBuilder('mixed');
+  const x = b.input('x', DT.FLOAT, [1, 64, 6, 6]);
+  const wide = b.op('Conv', [x, b.initializer('wa', DT.FLOAT, [8, 64, 1, 1], randomFloats(512, 61, 2))], undefined, 'box_logits');
+  const narrow = b.op('Sigmoid', [b.op('Conv', [x, b.initializer('wb', DT.FLOAT, [8, 64, 1, 1], randomFloats(512, 62, 0.01))], undefined, 'score_conv')]);
+  const cat = b.op('Concat', [wide, narrow], { axis: 1 }, 'head_concat');
+  b.output(b.op('Conv', [cat, b.initializer('wc', DT.FLOAT, [8, 16, 1, 1], randomFloats(128, 63, 0.3))], undefined, 'after'), DT.FLOAT);
+  const same = b.op('Concat', [wide, b.op('Relu', [wide])], { axis: 1 }, 'same_range_concat');
+  b.output(b.op('Conv', [same, b.initializer('wd', DT.FLOAT, [8, 16, 1, 1], randomFloats(128, 64, 0.3))], undefined, 'after2'), DT.FLOAT);
+  const m = buildModel(b.graph);
+  const res = await applyRecipe(m, staticRecipe(), ctx);
+  const why = Object.fromEntries(res.passes[0].skipped.map((s) => [s.node, s.why]));
+  t.match(why.head_concat, /inputs span ±[\d.e+-]+ to ±[\d.e+-]+: one int8 scale .* stays float/);
+  t.notOk(why.same_range_concat, 'a Concat of like ranges is still quantized');
+  t.ok(res.passes[0].changed.some((c) => c.node === 'same_range_concat'));
+  const feeds = { x: new ort.Tensor('float32', randomFloats(64 * 36, 65), [1, 64, 6, 6]) };
+  const ref = await runOnce(modelBytes(m), feeds);
+  const out = await runOnce(modelBytes(res.model), feeds);
+  for (const k of Object.keys(ref)) t.ok(cosine(ref[k], out[k]) > 0.99, `${k}: cosine ${cosine(ref[k], out[k])}`);
+});
+
 t.test('S8S8 and U8S8 with reduce-range both load; reduce-range keeps weights in 7 bits', async (t) => {
   const m = cnn();
   const ref = await runOnce(modelBytes(m), xFeed(2));
@@ -89,6 +134,20 @@ t.test('S8S8 and U8S8 with reduce-range both load; reduce-range keeps weights in
     const out = await runOnce(modelBytes(res.model), xFeed(2));
     t.ok(cosine(ref.y, out.y) > 0.98, `cosine ${cosine(ref.y, out.y)} for ${JSON.stringify(q)}`);
   }
+});
+
+t.test('x86 without VNNI defaults to U8S8 with 7-bit weights; the recipe can say otherwise', async (t) => {
+  const avx2 = { cpu: { family: 'x86', isa: ['avx2'] } } as StaticContext;
+  const wmax = (r: Awaited<ReturnType<typeof applyRecipe>>) =>
+    Math.max(...Array.from(readTensor(r.model.proto.graph!.initializer.find((i) => i.name.startsWith('w2_quantized'))!).data as Int8Array, Math.abs));
+  const auto = await applyRecipe(cnn(), staticRecipe(), avx2);
+  t.equal(wmax(auto), 63, 'weights in 7 bits');
+  t.match(auto.warnings.join('\n'), /U8S8 with 7-bit weights/);
+  t.notMatch(auto.warnings.join('\n'), /no VNNI/, 'nothing to warn about: the default already avoids the saturation');
+  const full = await applyRecipe(cnn(), staticRecipe({ reduceRange: false }), avx2);
+  t.equal(wmax(full), 127, 'reduceRange false in the recipe wins');
+  t.match(full.warnings.join('\n'), /no VNNI.*reduceRange/, 'and is warned about');
+  t.equal(wmax(await applyRecipe(cnn(), staticRecipe(), ctx)), 127, 'with VNNI: full 8-bit weights');
 });
 
 t.test('the example CNN: calibrated on its IDX set, fused in ORT, top-1 within 0.5 points of fp32', async (t) => {

@@ -15,6 +15,7 @@ import type { PlainDtype, PlainTensor } from '../../measure/plain-tensor.js';
 import { ModelRunner, type SessionSettings } from '../../measure/runner.js';
 import type { OpContext } from '../../types.js';
 import { TensorStats } from './histogram.js';
+import { inputSpecs } from '../../measure/inputs.js';
 
 export interface CollectOptions {
   /** tensors of the main graph to observe (graph inputs are read from the feeds) */
@@ -103,8 +104,11 @@ export async function collectStats(model: OnnxModel, source: DataSource, opts: C
       throw e;
     }
     const observed = opts.tensors.filter((t) => dtypes.get(t) === 'float32');
-    const { groups, batch } = planGroups(observed.map((t) => ({ name: t, bytes: sizes.get(t) ?? 0 })), opts.batch, budget);
-    if (batch < opts.batch) notes.push(`calibration batch lowered from ${opts.batch} to ${batch} to keep one run's activations under ${Math.round(budget / 2 ** 20)} MB`);
+    // A model that fixes its batch dim is fed exactly that many examples per run, whatever batch was asked for:
+    // plan the memory for what will really arrive (yolox-nano: 4 groups planned for batch 8, 1 needed at batch 1).
+    const fixed = inputSpecs(model).map((sp) => sp.shape?.[0]).find((d): d is number => typeof d === 'number');
+    const { groups, batch } = planGroups(observed.map((t) => ({ name: t, bytes: sizes.get(t) ?? 0 })), fixed ?? opts.batch, budget);
+    if (fixed === undefined && batch < opts.batch) notes.push(`calibration batch lowered from ${opts.batch} to ${batch} to keep one run's activations under ${Math.round(budget / 2 ** 20)} MB`);
     if (groups.length > 1) notes.push(`activations observed in ${groups.length} groups (the data is run once per group) to stay under ${Math.round(budget / 2 ** 20)} MB per run`);
 
     let samples = 0;

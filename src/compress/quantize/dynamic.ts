@@ -1,5 +1,5 @@
 import { create } from '@bufbuild/protobuf';
-import { NodeProtoSchema, OperatorSetIdProtoSchema, type GraphProto, type NodeProto } from 'onnx-buf';
+import { NodeProtoSchema, OperatorSetIdProtoSchema, type GraphProto, type NodeProto, type TensorProto } from 'onnx-buf';
 import { DT } from '../../onnx/dtype.js';
 import { GraphIndex, insertNodes, pruneUnused, removeNodes, uniqueName } from '../../onnx/graph.js';
 import { attr } from '../../onnx/builder.js';
@@ -11,6 +11,7 @@ import { opsetVersion, type PassOptions } from '../pass.js';
 import { overrideFor } from './overrides.js';
 import type { QuantizeStep } from '../../schema/recipe.js';
 import { hostCpu, int8KernelWarnings, type HostCpu } from './qdq-isa.js';
+import { subgraphSkips } from './subgraph-skips.js';
 
 /**
  * Dynamic int8 quantization of MatMul and Gemm with a constant 2-D weight, the ONNX Runtime way:
@@ -27,6 +28,7 @@ export function quantizeDynamic(model: OnnxModel, opts: PassOptions & { perChann
   const contrib = opsetVersion(model, '') < 10;
   const idx = new GraphIndex(g);
   const dqlFor = new Map<string, { q: string; scale: string; zp: string }>();
+  const weightsFor = new Map<string, { wq: TensorProto; wScale: TensorProto; wZp: TensorProto }>();
   const replaced: NodeProto[] = [];
   // File order is a topological order (ONNX requires it), and inserting before the current node keeps it one.
   for (const node of [...g.node]) {
@@ -63,13 +65,24 @@ export function quantizeDynamic(model: OnnxModel, opts: PassOptions & { perChann
       bias = cv.map((x) => x * gemm.beta);
     }
 
-    const qw = quantizeSymmetricInt8(w, k, n, Boolean(opts.perChannel));
-    const base = uniqueName(g, `${b}_dq`);
-    const wq = makeTensor(`${base}_quantized`, DT.INT8, [k, n], qw.q);
-    const scaleDims = qw.scale.length === 1 ? [] : [qw.scale.length];
-    const wScale = makeTensor(`${base}_scale`, DT.FLOAT, scaleDims, qw.scale);
-    const wZp = makeTensor(`${base}_zero_point`, DT.INT8, scaleDims, new Int8Array(qw.scale.length));
-    g.initializer.push(wq, wScale, wZp);
+    // One int8 copy per (weight, layout), however many nodes read it.
+    const key = `${b}|${gemm?.transB ? 't' : ''}|${gemm?.alpha ?? 1}`;
+    let made = weightsFor.get(key);
+    const shared = made !== undefined;
+    if (!made) {
+      const qw = quantizeSymmetricInt8(w, k, n, Boolean(opts.perChannel));
+      const base = uniqueName(g, `${b}_dq`);
+      const scaleDims = qw.scale.length === 1 ? [] : [qw.scale.length];
+      made = {
+        wq: makeTensor(`${base}_quantized`, DT.INT8, [k, n], qw.q),
+        wScale: makeTensor(`${base}_scale`, DT.FLOAT, scaleDims, qw.scale),
+        wZp: makeTensor(`${base}_zero_point`, DT.INT8, scaleDims, new Int8Array(qw.scale.length)),
+      };
+      g.initializer.push(made.wq, made.wScale, made.wZp);
+      weightsFor.set(key, made);
+    }
+    const { wq, wScale, wZp } = made;
+    const base = uniqueName(g, `${name}_dq`);
 
     const out = node.output[0];
     if (contrib) {
@@ -82,7 +95,7 @@ export function quantizeDynamic(model: OnnxModel, opts: PassOptions & { perChann
       insertNodes(g, [create(NodeProtoSchema, { opType: 'DynamicQuantizeMatMul', domain: 'com.microsoft', name: uniqueName(g, `${name}_quant`), input: inputs, output: [out] })], node);
       ensureOpset(model, 'com.microsoft', 1);
       replaced.push(node);
-      report.changed.push({ node: name, op: node.opType, what: `int8 ${opts.perChannel ? 'per-channel' : 'per-tensor'} weight [${k}x${n}] (${wInfo.source}) as com.microsoft.DynamicQuantizeMatMul, ${4 * k * n} → ${k * n} bytes` });
+      report.changed.push({ node: name, op: node.opType, what: `int8 ${opts.perChannel ? 'per-channel' : 'per-tensor'} weight [${k}x${n}] (${wInfo.source}) as com.microsoft.DynamicQuantizeMatMul, ${shared ? `sharing the int8 copy of "${b}"` : `${4 * k * n} → ${k * n} bytes`}` });
       continue;
     }
     let dq = dqlFor.get(a);
@@ -109,12 +122,14 @@ export function quantizeDynamic(model: OnnxModel, opts: PassOptions & { perChann
     replaced.push(node);
     report.changed.push({
       node: name, op: node.opType,
-      what: `int8 ${opts.perChannel ? 'per-channel' : 'per-tensor'} weight [${k}x${n}] (${wInfo.source}), ${4 * k * n} → ${k * n} bytes`,
+      what: `int8 ${opts.perChannel ? 'per-channel' : 'per-tensor'} weight [${k}x${n}] (${wInfo.source}), ${shared ? `sharing the int8 copy of "${b}"` : `${4 * k * n} → ${k * n} bytes`}`,
     });
   }
   removeNodes(g, replaced);
   // Each DynamicQuantizeLinear sits before the first node (in file order) that reads it, so order still holds.
+  // pruneUnused keeps a weight that a subgraph body (or any fp32 reader) still reads.
   pruneUnused(g);
+  report.skipped.push(...subgraphSkips(g, ['MatMul', 'Gemm'], 'dynamic quantization'));
   return report;
 }
 
@@ -235,5 +250,6 @@ export function quantizeConvInteger(model: OnnxModel, opts: PassOptions & { perC
   }
   removeNodes(g, replaced);
   pruneUnused(g);
+  report.skipped.push(...subgraphSkips(g, ['Conv'], 'ConvInteger quantization'));
   return report;
 }

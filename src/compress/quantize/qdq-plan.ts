@@ -74,6 +74,8 @@ export interface PlanOptions {
   depthwise?: boolean;
   /** tensors that may be quantized; default: every tensor statically known to be float32 */
   available?: Set<string>;
+  /** nodes (by name) to keep float after calibration, with the reason for the report */
+  keepFloat?: Map<string, string>;
 }
 
 const isDefault = (n: NodeProto) => n.domain === '' || n.domain === 'ai.onnx';
@@ -141,6 +143,8 @@ export function planQdq(g: GraphProto, opts: PlanOptions): QdqPlan {
     if (opts.excludeOps?.includes(node.opType) || opts.excludeNodes?.includes(nameOf(node))) { if (role === 'core') skip('excluded by the recipe'); continue; }
     const ov = opts.override?.(node);
     if (ov?.skip) { skip(ov.why ?? 'kept fp32 by an override'); continue; }
+    const keep = opts.keepFloat?.get(nameOf(node));
+    if (keep) { skip(keep); continue; }
     if (ov?.bits !== undefined && ov.bits !== 8) { skip(`${ov.why}, but static quantization is 8-bit only: kept fp32`); continue; }
     if (role === 'core') {
       const p = planCore(node, idx, opts, isActivation, isFloat, constFloat, skip);
@@ -211,6 +215,29 @@ export function planQdq(g: GraphProto, opts: PlanOptions): QdqPlan {
   }
   for (const s of shared.keys()) activations.delete(s);
   return { nodes, activations: [...activations], shared, skipped };
+}
+
+/**
+ * Concats whose inputs were calibrated to very different ranges: QLinearConcat gives its output one scale, so the
+ * narrow inputs lose their resolution (YOLOX's head joins box logits of ±10 with sigmoid scores in 0..1: at one
+ * int8 scale the scores move in steps of 0.08). Such a Concat stays float; each input keeps its own Q/DQ.
+ */
+export function mixedRangeConcats(plan: QdqPlan, rangeOf: (tensor: string) => { min: number; max: number } | undefined, maxRatio = 8): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const p of plan.nodes) {
+    if (p.node.opType !== 'Concat') continue;
+    const widths = p.node.input.flatMap((x, i) => {
+      if (!x || p.constants.includes(i)) return [];
+      const r = rangeOf(x);
+      return r ? [Math.max(Math.abs(r.min), Math.abs(r.max))] : [];
+    }).filter((w) => w > 0);
+    if (widths.length < 2) continue;
+    const lo = Math.min(...widths), hi = Math.max(...widths);
+    if (hi / lo > maxRatio) {
+      out.set(nameOf(p.node), `its inputs span ±${lo.toPrecision(3)} to ±${hi.toPrecision(3)}: one int8 scale for the joined tensor would flatten the narrow ones, so it stays float`);
+    }
+  }
+  return out;
 }
 
 /** The output of a Relu/Clip that is the only reader of `out` (and can be absorbed), else undefined. */

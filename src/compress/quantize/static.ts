@@ -17,12 +17,10 @@ import { foldBatchNorms } from './qdq-fold.js';
 import { hostCpu, int8KernelWarnings, type HostCpu } from './qdq-isa.js';
 import { PER_CHANNEL_OPSET, softmaxInputsToProbe, upgradeBlocker, upgradeToOpset13, type RankOf } from './qdq-opset.js';
 import { activationParams, type QParams } from './qdq-params.js';
-import { planQdq, type PlanOptions } from './qdq-plan.js';
+import { mixedRangeConcats, planQdq, type PlanOptions } from './qdq-plan.js';
 import { applyQdqPlan, commuteReluPastBoundaryPools } from './qdq-rewrite.js';
 
 export interface StaticContext extends PipelineContext {
-  /** input shapes for generated calibration data when the model's dims are dynamic and no data is given */
-  shapes?: Record<string, number[]>;
   /** the CPU to advise about (default: this host) */
   cpu?: HostCpu;
   memoryBudgetBytes?: number;
@@ -45,7 +43,10 @@ export async function quantizeStatic(model: OnnxModel, q: QuantizeStep, exclude:
   if (q.activationType === 'int8' && cpu.family === 'x86') {
     warnings.push('activationType int8 on x86: ONNX Runtime only fuses int8 activations here where a tensor has a single reader; "uint8" fuses everywhere');
   }
-  const reduceRange = q.reduceRange ?? false;
+  // x86 without VNNI multiplies u8×s8 with vpmaddubsw, whose 16-bit pair sums saturate on full-range weights:
+  // 7-bit weights avoid that. The recipe (from the target file) may say otherwise; absent, the CPU decides.
+  const noVnni = cpu.family === 'x86' && cpu.isa !== undefined && !cpu.isa.includes('vnni') && !cpu.isa.includes('amx');
+  const reduceRange = q.reduceRange ?? noVnni;
   let perChannel = q.perChannel ?? true;
 
   const from = opsetVersion(model, '');
@@ -95,7 +96,9 @@ export async function quantizeStatic(model: OnnxModel, q: QuantizeStep, exclude:
   // Re-plan with the tensors calibration measured; outputs of data-movement ops inherit their input's range.
   const root = (t: string) => { let r = t; while (first.shared.has(r)) r = first.shared.get(r)!; return r; };
   const available = new Set([...cal.ranges.keys(), ...[...first.shared.keys()].filter((t) => cal.ranges.has(root(t)))]);
-  const plan = planQdq(g, { ...base, available });
+  const rangeOf = (t: string) => cal.ranges.get(root(t));
+  const keepFloat = mixedRangeConcats(planQdq(g, { ...base, available }), rangeOf);
+  const plan = planQdq(g, { ...base, available, keepFloat });
   const params = new Map<string, QParams>();
   for (const t of plan.activations) params.set(t, activationParams(cal.ranges.get(t)!, activationType));
   for (const [t, why] of cal.skipped) report.skipped.push({ node: t, op: '(tensor)', why: `not quantized: ${why}` });

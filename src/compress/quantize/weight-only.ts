@@ -11,6 +11,7 @@ import type { PassReport } from '../../types.js';
 import { opsetVersion, type PassOptions } from '../pass.js';
 import { hasNonFinite, transpose } from './weights.js';
 import { nodeKey, overrideFor } from './overrides.js';
+import { subgraphSkips } from './subgraph-skips.js';
 import {
   blockedDqTensors, gatherBlockTensors, isPowerOfTwo, matMulNBitsTensors, quantizeRowBlocks, type BlockQuantized, type WeightBits,
 } from './matmulnbits.js';
@@ -74,6 +75,7 @@ export function quantizeWeightOnly(model: OnnxModel, opts: WeightOnlyOptions): P
   }
   removeNodes(g, replaced);
   pruneUnused(g);
+  report.skipped.push(...subgraphSkips(g, ['MatMul', 'Gemm', 'Gather'], 'weight-only quantization'));
   return report;
 }
 
