@@ -103,6 +103,11 @@ class Analyzer {
     }
   }
 
+  /** Whether anything reads the value: a node or the graph's outputs. */
+  private used(name: string): boolean {
+    return this.idx.consumersOf(name).length > 0 || this.idx.graphOutputs.has(name);
+  }
+
   private set(name: string | undefined, l: Layout): void {
     if (name) this.layouts.set(name, l);
   }
@@ -297,7 +302,7 @@ class Analyzer {
     if (this.otherTraced(node, ins, [0])) return;
     const x = ins[0]!;
     if (!this.onDim1(node, x)) return;
-    if (extra && this.idx.consumersOf(node.output[1]).length + (this.idx.graphOutputs.has(node.output[1]) ? 1 : 0) > 0) {
+    if (extra && this.used(node.output[1])) {
       this.pinLayout(x, `${node.opType} "${nodeLabel(node)}" ${extra} are used, and they count channels`);
       return;
     }
@@ -308,6 +313,11 @@ class Analyzer {
     if (this.otherTraced(node, ins, [0])) return;
     const x = ins[0]!;
     if (!this.onDim1(node, x)) return;
+    // Training-mode BatchNormalization also outputs running statistics of C values, which nothing here would slice.
+    if (node.output.slice(1).some((o) => o && this.used(o))) {
+      this.pinLayout(x, `${node.opType} "${nodeLabel(node)}" outputs running statistics that are used`);
+      return;
+    }
     const params = node.opType === 'BatchNormalization' ? [1, 2, 3, 4] : [1, 2];
     for (const i of params) {
       const c = this.konst(node.input[i]);

@@ -47,7 +47,7 @@ export async function runPrune(model: OnnxModel, step: PruneStep, exclude: PassO
   }
   let rec;
   try {
-    rec = await reconstruct(teacher, model, res.sinks, { data: ctx.data, workDir: ctx.workDir, ...ctx.reconstruct }, ctx);
+    rec = await reconstruct(teacher, model, res.sinks, { data: ctx.data, shapes: ctx.shapes, workDir: ctx.workDir, ...ctx.reconstruct }, ctx);
   } catch (e) {
     // Without data, a model with dynamic input dims cannot be fed random inputs: prune anyway, say why not refitted.
     if (e instanceof UsageError) {
