@@ -6,6 +6,7 @@ import type { NodeProto, ValueInfoProto } from 'onnx-buf';
 import { GraphIndex, outerReads } from '../../onnx/graph.js';
 import type { OnnxModel } from '../../onnx/model.js';
 import type { PassOptions } from '../pass.js';
+import { BINARY, POOLS, UNARY } from './op-sets.js';
 import { flattenByReshape } from './reshape.js';
 import { Spaces, sameStructure, singleSpace, totalLen, type Layout } from './spaces.js';
 import { constRef, dimsOf, intAttr, isStandard, nodeLabel, readConst, type ConstRef } from './tensors.js';
@@ -22,17 +23,6 @@ export interface ChannelAnalysis {
   spaces: Spaces;
   edits: Edit[];
 }
-
-// Ops that act on each element alone: a value's channels pass through untouched.
-const UNARY = new Set([
-  'Relu', 'LeakyRelu', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Tanh', 'Elu', 'Selu', 'Celu', 'Softplus', 'Softsign',
-  'Exp', 'Log', 'Neg', 'Abs', 'Sqrt', 'Reciprocal', 'Erf', 'Gelu', 'Mish', 'Identity', 'Clip', 'Cast', 'Floor', 'Ceil',
-  'Round', 'Sign', 'ThresholdedRelu', 'Shrink', 'Sin', 'Cos', 'Dropout',
-]);
-// Element-wise with numpy broadcasting: constants are sliced when they carry the channel axis, values are joined.
-const BINARY = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Sum', 'Mean', 'PRelu']);
-// Pooling over the spatial dims of NCHW: channels pass through.
-const POOLS = new Set(['MaxPool', 'AveragePool', 'LpPool', 'GlobalAveragePool', 'GlobalMaxPool', 'GlobalLpPool']);
 
 export function analyzeChannels(model: OnnxModel, opts: PassOptions = {}): ChannelAnalysis {
   return new Analyzer(model, opts).run();
