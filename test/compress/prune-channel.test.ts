@@ -238,6 +238,10 @@ t.test('the recipe step prunes through applyRecipe and keeps the report', async 
   const r = await applyRecipe(model, { v: 1, prune: { method: 'channel', ratio: 0.5, multiple: 8 } });
   t.equal(r.passes[0].pass, 'prune-channel');
   t.same(r.passes[0].changed.map((c) => c.what.match(/→ (\d+)/)![1]), ['8', '16', '128']);
+  t.notMatch(r.warnings.join('\n'), /perLayer/);
+  const typo = await applyRecipe(model, { v: 1, prune: { method: 'channel', ratio: 0, perLayer: { '/conv2/Conv': 0.5, '/fc1/Gem': 0.5 } } });
+  t.same(typo.passes[0].changed.map((c) => c.node), ['/conv2/Conv']);
+  t.match(typo.warnings.join('\n'), /recipe\.prune\.perLayer: "\/fc1\/Gem" names no layer producing channels in this model, so it was ignored \(names look like "\/conv1\/Conv"/, 'a misspelt layer is reported, not silently ignored');
   const feeds = { input: new ort.Tensor('float32', randomFloats(2 * 784, 5, 0.5).map((v) => v + 0.5), [2, 1, 28, 28]) };
   const a = await runOnce('examples/fashion-mnist/model.onnx', feeds), b = await runOnce(modelBytes(r.model), feeds);
   t.ok(cosine(a.logits, b.logits) > 0.3, `logits still related (cosine ${cosine(a.logits, b.logits).toFixed(3)})`);
