@@ -54,6 +54,8 @@ t.test('the recipe step reports the gzip win and says plainly there is no speed-
   const r = await applyRecipe(model, { v: 1, prune: { method: 'magnitude', ratio: 0.7 } });
   t.equal(r.passes[0].pass, 'prune-magnitude');
   t.equal(r.passes[0].changed.length, 4);
+  const typo = await applyRecipe(model, { v: 1, prune: { method: 'magnitude', ratio: 0.5, perLayer: { fc9: 0.1 } } });
+  t.match(typo.warnings.join('\n'), /perLayer: "fc9" names no Conv\/Gemm\/MatMul layer in this model/);
   const w = r.warnings.find((x) => x.startsWith('unstructured sparsity'))!;
   t.match(w, /no sparse kernels, so it runs no faster/);
   const [, before, after] = w.match(/gzipped model (\d+) → (\d+) bytes/)!.map(Number);

@@ -20,6 +20,10 @@ t.test('allocation: the lowest damage threshold that meets the target, robust la
   t.same(p.recipe, { method: 'channel', ratio: 0, perLayer: { robust: 0.75 }, importance: 'l1', multiple: 1 });
   const q = allocate(layers, 0.5);
   t.same(q.perLayer, { robust: 0.75, fragile: 0.25 });
+  // Two alike layers: the threshold alone would take both to 0.5 (50%); stepping one back meets 30% closer.
+  const twins = allocate([layer('a', 100, [0.001, 0.002, 0.003]), layer('b', 100, [0.001, 0.002, 0.003])], 0.3);
+  t.same(twins.perLayer, { a: 0.25, b: 0.5 }, 'the overshoot is trimmed one grid step at a time');
+  t.equal(twins.achieved, 0.375);
   const r = allocate(layers, 0.9);
   t.match(r.note, /only 75\.0% of the channels/, 'an unreachable target says so');
 });

@@ -5,7 +5,7 @@ import { UsageError } from '../../errors.js';
 import type { QuantizeStep } from '../../schema/recipe.js';
 import { fmtNum, formatTable, info, printJson } from '../output.js';
 import { progressReporter, signalOnInterrupt } from '../progress.js';
-import { pruneSensitivity, type PruneSensitivityResult } from '../../compress/prune/sensitivity.js';
+import { pruneSensitivity, type PruneSensitivityOptions, type PruneSensitivityResult } from '../../compress/prune/sensitivity.js';
 import { openDataSource } from '../../measure/datasets/open.js';
 import { loadModel } from '../../onnx/model.js';
 
@@ -23,6 +23,8 @@ export interface SensitivityArgs {
   prune?: boolean;
   ratios?: string;
   target?: number;
+  multiple?: number;
+  importance?: 'l1' | 'l2';
 }
 
 /** The flags as analysis options; each analysis kind gets its own branch here. */
@@ -50,7 +52,9 @@ export const sensitivityCommand: CommandModule<object, SensitivityArgs> = {
     .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' })
     .option('prune', { type: 'boolean', default: false, describe: 'prune channels one layer at a time instead of quantizing' })
     .option('ratios', { type: 'string', describe: 'with --prune: ratios to sweep, e.g. 0.1,0.3,0.5,0.7' })
-    .option('target', { type: 'number', describe: 'with --prune: global fraction of channels to remove; prints per-layer ratios for a recipe' }) as unknown as Argv<SensitivityArgs>,
+    .option('target', { type: 'number', describe: 'with --prune: global fraction of channels to remove; prints per-layer ratios for a recipe' })
+    .option('multiple', { type: 'number', describe: 'with --prune: kept channel counts rounded to a multiple of this (default 1)' })
+    .option('importance', { type: 'string', choices: ['l1', 'l2'], describe: 'with --prune: channel ranking norm (default l1)' }) as unknown as Argv<SensitivityArgs>,
   handler: async (a) => {
     if (a.prune) return pruneSensitivityCommand(a);
     const opts = sensitivityOptionsFromArgs(a);
@@ -69,11 +73,20 @@ export const sensitivityCommand: CommandModule<object, SensitivityArgs> = {
   },
 };
 
+/** The --prune flags as pruneSensitivity options (the data source is opened separately: it needs the model). */
+export function pruneSensitivityOptionsFromArgs(a: SensitivityArgs): PruneSensitivityOptions {
+  if (a.samples !== undefined && !(Number.isInteger(a.samples) && a.samples > 0)) throw new UsageError(`--samples must be a positive integer, got ${a.samples}`);
+  if (a.multiple !== undefined && !(Number.isInteger(a.multiple) && a.multiple >= 1)) throw new UsageError(`--multiple must be a positive integer, got ${a.multiple}`);
+  const ratios = a.ratios?.split(',').map((x) => Number(x.trim()));
+  if (ratios?.some((r) => !(r > 0 && r <= 0.95))) throw new UsageError(`--ratios "${a.ratios}": give ratios in (0, 0.95] separated by commas, e.g. 0.1,0.3,0.5`);
+  const opts: PruneSensitivityOptions = { ratios, target: a.target, samples: a.samples, multiple: a.multiple, importance: a.importance };
+  if (a.shape?.length) opts.shapes = parseShapeFlags(a.shape);
+  return opts;
+}
+
 async function pruneSensitivityCommand(a: SensitivityArgs): Promise<void> {
-  const opts = {
-    ratios: a.ratios?.split(',').map(Number), target: a.target, samples: a.samples, shapes: a.shape?.length ? parseShapeFlags(a.shape) : undefined,
-    data: a.data ? await openDataSource(a.data, await loadModel(a.model)) : undefined,
-  };
+  const opts = pruneSensitivityOptionsFromArgs(a);
+  if (a.data) opts.data = await openDataSource(a.data, await loadModel(a.model));
   const { onProgress, done } = progressReporter({ quiet: a.json });
   const { signal, dispose } = signalOnInterrupt();
   try {

@@ -72,7 +72,8 @@ export function applyChoices(model: OnnxModel, analysis: ChannelAnalysis, choice
       made.set(key, replaceInput(g, node, input, ref, t, `${name}_pruned`));
       tensorsChanged++;
     }
-    if (sinkIn && (node.opType === 'Conv' || node.opType === 'Gemm' || node.opType === 'MatMul')) {
+    // ConvTranspose is listed too, so that reconstruction reports it as not refitted instead of passing over it.
+    if (sinkIn && (node.opType === 'Conv' || node.opType === 'ConvTranspose' || node.opType === 'Gemm' || node.opType === 'MatMul')) {
       sinks.push({ node, op: node.opType, input: node.input[0], output: node.output[0], keptOut, keptIn: sinkIn.keep, inChannels: { before: sinkIn.before, after: sinkIn.after } });
     }
   }

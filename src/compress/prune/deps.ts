@@ -6,6 +6,7 @@ import type { NodeProto, ValueInfoProto } from 'onnx-buf';
 import { GraphIndex, outerReads } from '../../onnx/graph.js';
 import type { OnnxModel } from '../../onnx/model.js';
 import type { PassOptions } from '../pass.js';
+import { BINARY, POOLS, UNARY } from './op-sets.js';
 import { flattenByReshape } from './reshape.js';
 import { Spaces, sameStructure, singleSpace, totalLen, type Layout } from './spaces.js';
 import { constRef, dimsOf, intAttr, isStandard, nodeLabel, readConst, type ConstRef } from './tensors.js';
@@ -22,17 +23,6 @@ export interface ChannelAnalysis {
   spaces: Spaces;
   edits: Edit[];
 }
-
-// Ops that act on each element alone: a value's channels pass through untouched.
-const UNARY = new Set([
-  'Relu', 'LeakyRelu', 'Sigmoid', 'HardSigmoid', 'HardSwish', 'Tanh', 'Elu', 'Selu', 'Celu', 'Softplus', 'Softsign',
-  'Exp', 'Log', 'Neg', 'Abs', 'Sqrt', 'Reciprocal', 'Erf', 'Gelu', 'Mish', 'Identity', 'Clip', 'Cast', 'Floor', 'Ceil',
-  'Round', 'Sign', 'ThresholdedRelu', 'Shrink', 'Sin', 'Cos', 'Dropout',
-]);
-// Element-wise with numpy broadcasting: constants are sliced when they carry the channel axis, values are joined.
-const BINARY = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Max', 'Min', 'Sum', 'Mean', 'PRelu']);
-// Pooling over the spatial dims of NCHW: channels pass through.
-const POOLS = new Set(['MaxPool', 'AveragePool', 'LpPool', 'GlobalAveragePool', 'GlobalMaxPool', 'GlobalLpPool']);
 
 export function analyzeChannels(model: OnnxModel, opts: PassOptions = {}): ChannelAnalysis {
   return new Analyzer(model, opts).run();
@@ -101,6 +91,11 @@ class Analyzer {
       const l = n ? this.layouts.get(n) : undefined;
       if (l) this.pinLayout(l, why);
     }
+  }
+
+  /** Whether anything reads the value: a node or the graph's outputs. */
+  private used(name: string): boolean {
+    return this.idx.consumersOf(name).length > 0 || this.idx.graphOutputs.has(name);
   }
 
   private set(name: string | undefined, l: Layout): void {
@@ -297,7 +292,7 @@ class Analyzer {
     if (this.otherTraced(node, ins, [0])) return;
     const x = ins[0]!;
     if (!this.onDim1(node, x)) return;
-    if (extra && this.idx.consumersOf(node.output[1]).length + (this.idx.graphOutputs.has(node.output[1]) ? 1 : 0) > 0) {
+    if (extra && this.used(node.output[1])) {
       this.pinLayout(x, `${node.opType} "${nodeLabel(node)}" ${extra} are used, and they count channels`);
       return;
     }
@@ -308,6 +303,11 @@ class Analyzer {
     if (this.otherTraced(node, ins, [0])) return;
     const x = ins[0]!;
     if (!this.onDim1(node, x)) return;
+    // Training-mode BatchNormalization also outputs running statistics of C values, which nothing here would slice.
+    if (node.output.slice(1).some((o) => o && this.used(o))) {
+      this.pinLayout(x, `${node.opType} "${nodeLabel(node)}" outputs running statistics that are used`);
+      return;
+    }
     const params = node.opType === 'BatchNormalization' ? [1, 2, 3, 4] : [1, 2];
     for (const i of params) {
       const c = this.konst(node.input[i]);

@@ -7,7 +7,8 @@ import type { PassReport } from '../../types.js';
 import type { PassOptions } from '../pass.js';
 import type { PipelineContext } from '../pipeline.js';
 import { pruneChannels } from './channel.js';
-import { gzipSize, pruneMagnitude } from './magnitude.js';
+import { MAGNITUDE_OPS, gzipSize, pruneMagnitude } from './magnitude.js';
+import { nodeLabel } from './tensors.js';
 import { reconstruct, type ReconstructOptions } from './reconstruct.js';
 
 export interface PruneStepResult {
@@ -28,6 +29,7 @@ export async function runPrune(model: OnnxModel, step: PruneStep, exclude: PassO
     const after = gzipSize(model);
     const warnings = [
       `unstructured sparsity: gzipped model ${before} → ${after} bytes (${pct(after / before)}); the .onnx file is as large as before and ONNX Runtime has no sparse kernels, so it runs no faster. Use method "channel" for speed.`,
+      ...unknownLayers(step, model.proto.graph!.node.filter((n) => MAGNITUDE_OPS.has(n.opType)).map(nodeLabel)),
     ];
     if (step.reconstruct) warnings.push('recipe.prune.reconstruct applies to channel pruning only; it was ignored');
     return { passes: [report], warnings };
@@ -39,7 +41,7 @@ export async function runPrune(model: OnnxModel, step: PruneStep, exclude: PassO
   // The exporter's shapes no longer hold for the pruned tensors; reconstruction runs this model in ONNX Runtime.
   if (res.report.changed.length) dropValueInfo(model.proto.graph!);
   const passes = [res.report];
-  const warnings: string[] = [];
+  const warnings: string[] = unknownLayers(step, res.spaces.flatMap((c) => c.nodes));
   if (!teacher) return { passes, warnings };
   if (!res.sinks.length) {
     warnings.push('reconstruction: no layer lost input channels, so nothing was refitted');
@@ -47,7 +49,7 @@ export async function runPrune(model: OnnxModel, step: PruneStep, exclude: PassO
   }
   let rec;
   try {
-    rec = await reconstruct(teacher, model, res.sinks, { data: ctx.data, workDir: ctx.workDir, ...ctx.reconstruct }, ctx);
+    rec = await reconstruct(teacher, model, res.sinks, { data: ctx.data, shapes: ctx.shapes, workDir: ctx.workDir, ...ctx.reconstruct }, ctx);
   } catch (e) {
     // Without data, a model with dynamic input dims cannot be fed random inputs: prune anyway, say why not refitted.
     if (e instanceof UsageError) {
@@ -64,4 +66,13 @@ export async function runPrune(model: OnnxModel, step: PruneStep, exclude: PassO
     warnings.push(`reconstruction on ${f.examples} calibration examples (${f.source}): output cosine ${f.without.cosine.toFixed(4)}${top(f.without)} without → ${f.with.cosine.toFixed(4)}${top(f.with)} with`);
   }
   return { passes, warnings };
+}
+
+/** A perLayer key that names no layer the step considered would be ignored without a word: say so instead. */
+function unknownLayers(step: PruneStep, known: string[]): string[] {
+  const have = new Set(known);
+  const bad = Object.keys(step.perLayer ?? {}).filter((n) => !have.has(n));
+  if (!bad.length) return [];
+  const eg = known.slice(0, 3).map((n) => `"${n}"`).join(', ');
+  return [`recipe.prune.perLayer: ${bad.map((n) => `"${n}"`).join(', ')} name${bad.length === 1 ? 's' : ''} no ${step.method === 'channel' ? 'layer producing channels' : 'Conv/Gemm/MatMul layer'} in this model, so ${bad.length === 1 ? 'it was' : 'they were'} ignored${eg ? ` (names look like ${eg})` : ''}`];
 }

@@ -18,7 +18,7 @@ export interface MagnitudeOptions extends PassOptions {
   perLayer?: Record<string, number>;
 }
 
-const OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
+export const MAGNITUDE_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
 
 interface Target { ref: ConstRef; nodes: string[]; op: string; w: Float32Array; ratio?: number }
 
@@ -29,7 +29,7 @@ export function pruneMagnitude(model: OnnxModel, opts: MagnitudeOptions): PassRe
   const idx = new GraphIndex(g);
   const targets = new Map<string, Target>();
   for (const node of g.node) {
-    if (!OPS.has(node.opType) || (node.domain !== '' && node.domain !== 'ai.onnx')) continue;
+    if (!MAGNITUDE_OPS.has(node.opType) || (node.domain !== '' && node.domain !== 'ai.onnx')) continue;
     const name = nodeLabel(node);
     const skip = (why: string) => report.skipped.push({ node: name, op: node.opType, why });
     if (opts.excludeOps?.includes(node.opType) || opts.excludeNodes?.includes(name)) { skip('excluded by the recipe'); continue; }

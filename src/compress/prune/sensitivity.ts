@@ -183,8 +183,24 @@ export function allocate(layers: LayerSensitivity[], target: number, opts: { imp
     tau = taus[taus.length - 1] ?? 0;
     note = `even the largest swept ratios remove only ${(100 * removedAt(tau) / Math.max(1, total)).toFixed(1)}% of the channels`;
   }
+  // The threshold's picks overshoot the target by up to a grid step per layer: step the most damaged layers back
+  // down the sweep (to the next smaller ratio, or none) for as long as the target still holds.
+  const picks = pickAt(tau);
+  const removed = () => picks.reduce((a, p, i) => a + (p ? layers[i].channels - p.kept : 0), 0);
+  if (note === undefined) {
+    const order = picks.map((_, i) => i).sort((a, b) => (picks[b]?.damage ?? -1) - (picks[a]?.damage ?? -1));
+    for (const i of order) {
+      for (;;) {
+        const cur = picks[i];
+        if (!cur) break;
+        const lower = layers[i].sweep.filter((p) => p.ratio < cur.ratio && p.damage <= tau).sort((a, b) => b.ratio - a.ratio)[0];
+        picks[i] = lower;
+        if (removed() < target * total) { picks[i] = cur; break; }
+      }
+    }
+  }
   const perLayer: Record<string, number> = {};
-  pickAt(tau).forEach((p, i) => { if (p && p.kept < layers[i].channels) perLayer[layers[i].layer] = p.ratio; });
+  picks.forEach((p, i) => { if (p && p.kept < layers[i].channels) perLayer[layers[i].layer] = p.ratio; });
   const recipe: PruneStep = { method: 'channel', ratio: 0, perLayer, importance: opts.importance ?? 'l1', multiple: opts.multiple ?? 1 };
-  return { target, achieved: total ? removedAt(tau) / total : 0, threshold: tau, perLayer, recipe, note };
+  return { target, achieved: total ? removed() / total : 0, threshold: tau, perLayer, recipe, note };
 }
