@@ -151,7 +151,7 @@ export async function benchShapes(modelPath: string, shapeSets: ReadonlyArray<Re
     return { inputs: gen.tensors, notes: gen.notes };
   });
   ctx.onProgress?.({ step: 'load', pct: 0, detail: p.path });
-  const runner = await ModelRunner.start(p.path, opts.session ?? {}, ctx);
+  const runner = await ModelRunner.start(p.path, opts.session ?? {}, ctx, { pin: true });
   try {
     const out: BenchResult[] = [];
     for (const [i, s] of sets.entries()) {
@@ -159,7 +159,7 @@ export async function benchShapes(modelPath: string, shapeSets: ReadonlyArray<Re
         signal: ctx.signal,
         onProgress: ctx.onProgress && ((pr) => ctx.onProgress!({ ...pr, pct: (100 * i + pr.pct) / sets.length })),
       };
-      out.push(await benchLoaded(runner, p, s.inputs, s.notes, plan, opts, scaled));
+      out.push(await benchLoaded(runner, p, s.inputs, runner.pinned ? [...s.notes, runner.pinned] : s.notes, plan, opts, scaled));
     }
     ctx.onProgress?.({ step: 'done', pct: 100 });
     return out;

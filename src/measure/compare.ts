@@ -82,7 +82,7 @@ export async function compareModels(aPath: string, bPath: string, opts: BenchOpt
     // Loaded one after the other: on a small board two loads at once would inflate both load times.
     for (const p of prepared) {
       ctx.onProgress?.({ step: 'load', pct: 0, detail: p.path });
-      runners.push(await ModelRunner.start(p.path, session, ctx));
+      runners.push(await ModelRunner.start(p.path, session, ctx, { pin: true }));
     }
     monitor = opts.env === false ? undefined : await EnvMonitor.start(opts.env ?? {});
     const sides: Side[] = prepared.map(() => ({ samples: [], blockMedians: [], wallMs: 0, firstRunMs: NaN, warmupRuns: 0, warmupMs: 0, warmed: false }));
@@ -126,7 +126,7 @@ export async function compareModels(aPath: string, bPath: string, opts: BenchOpt
     ctx.onProgress?.({ step: 'done', pct: 100 });
     const [a, b] = results;
     const ratio = pairedRatio(sides[0].blockMedians, sides[1].blockMedians);
-    const notes = [...spinNote];
+    const notes = [...spinNote, ...(runners[0].pinned ? [`both ${runners[0].pinned}`] : [])];
     const width = (ratio.ci95[1] - ratio.ci95[0]) / ratio.estimate;
     if (Number.isFinite(plan.ciRelWidth) && stop !== 'ci' && !(width <= plan.ciRelWidth)) {
       notes.push(`the 95 % CI of the ratio is ${(width * 100).toFixed(1)} % of it wide, over the ${(plan.ciRelWidth * 100).toFixed(1)} % asked: stopped at ${stop}`);

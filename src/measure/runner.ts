@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { CanceledError, EdgetuneError, ModelError, UsageError, isENOENT, throwIfAborted, type ErrorCode } from '../errors.js';
 import type { OpContext } from '../types.js';
 import { siblingModule } from '../util/paths.js';
+import { allowedCpus, pinCpus, pinProcess } from './pin.js';
 import { resolvePlan, type BenchPlanOptions } from './bench-plan.js';
 import type { PlainTensor } from './plain-tensor.js';
 import type { BenchReply, LoadReply, RssReply, RunnerReply, RunnerRequest, SessionSettings } from './runner-protocol.js';
@@ -84,6 +85,8 @@ export class ModelRunner {
   private gone = false;
   private stderrTail = '';
   private loaded: LoadReply = { loadMs: NaN, inputNames: [], outputNames: [], baseRssKB: NaN };
+  /** what pinning did, for the measurement's notes (undefined: not pinned) */
+  pinned: string | undefined;
 
   private constructor(modelPath: string, child: ChildProcess) {
     this.modelPath = modelPath;
@@ -110,8 +113,11 @@ export class ModelRunner {
     });
   }
 
-  /** Starts a child and loads the model there; `loadMs` is the session creation time measured in the child. */
-  static async start(modelPath: string, session: SessionSettings = {}, ctx: OpContext = {}): Promise<ModelRunner> {
+  /**
+   * Starts a child and loads the model there; `loadMs` is the session creation time measured in the child. With
+   * `pin` (benchmarks) the child is pinned to the last `intraOpThreads` CPUs before ONNX Runtime starts its threads.
+   */
+  static async start(modelPath: string, session: SessionSettings = {}, ctx: OpContext = {}, opts: { pin?: boolean } = {}): Promise<ModelRunner> {
     throwIfAborted(ctx.signal, `loading ${modelPath}`);
     checkSession(session);
     const abs = resolve(modelPath);
@@ -123,6 +129,10 @@ export class ModelRunner {
     }
     const runner = new ModelRunner(abs, ModelRunner.spawn());
     try {
+      if (opts.pin && runner.child.pid !== undefined) {
+        const cpus = allowedCpus();
+        runner.pinned = await pinProcess(runner.child.pid, cpus && pinCpus(session.intraOpThreads, cpus));
+      }
       runner.loaded = await runner.request<LoadReply>({ kind: 'load', modelPath: abs, session }, ctx, 'load', {
         onError: (msg) => {
           const code = classifyLoadError(msg);
