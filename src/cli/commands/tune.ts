@@ -5,6 +5,7 @@ import { thisDevice } from '../../targets/this-device.js';
 import { formatTuneTable } from '../../tune/format.js';
 import { parseShapeFlags } from '../../measure/inputs.js';
 import { info, printJson } from '../output.js';
+import { infinityAsString } from '../../util/json.js';
 import { progressReporter, signalOnInterrupt } from '../progress.js';
 import type { TuneBudget } from '../../types.js';
 import type { QuantOption } from '../../tune/space.js';
@@ -61,7 +62,7 @@ export const tuneCommand: CommandModule<object, Args> = {
         shapes: parseShapeFlags(a.shape ?? []),
       }, { signal, onProgress });
       done();
-      if (a.json) printJson(result);
+      if (a.json) printJson(result, infinityAsString); // as in the result file: an exact SQNR is "Infinity", not null
       else info(formatTuneTable(result));
       if (!result.chosen) process.exitCode = EXIT_BUDGET_NOT_MET;
     } finally {
