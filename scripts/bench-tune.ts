@@ -15,7 +15,7 @@ import { thisDevice } from '../src/targets/this-device.js';
 import { latencyAt, qualityViolations } from '../src/tune/decide.js';
 import { tune, type TuneOutcome } from '../src/tune/tune.js';
 import type { SpaceFile } from '../src/tune/space.js';
-import { readSpaceFile } from '../src/tune/options.js';
+import { QUICK_BENCH, readSpaceFile } from '../src/tune/options.js';
 import { writeJsonAtomic } from '../src/util/atomic.js';
 import { packageRoot } from '../src/util/paths.js';
 
@@ -75,7 +75,7 @@ async function main(): Promise<void> {
   ] as Entry[]).filter((e) => existsSync(e.path) && (!only || e.name.includes(only)));
   const space = flag('space') ? await readSpaceFile(flag('space')!) : SPACE;
   const { profile, matched } = await thisDevice();
-  const bench = quick ? { warmupRuns: 3, minRuns: 10, minMs: 200, maxMs: 1500 } : undefined;
+  const bench = quick ? QUICK_BENCH : undefined;
   const rows: Row[] = [];
   try {
     for (const e of entries) {

@@ -8,7 +8,7 @@ import { packageRoot } from '../util/paths.js';
 import { deployHandlers, type DeployDeps } from './deploy/deploy.js';
 import type { HandlerMap } from './jobs.js';
 import type { Logger } from './log.js';
-import { BenchParamsSchema, CompressParamsSchema, ProfileParamsSchema, TuneParamsSchema, type BenchParams, type CompressParams, type TuneParams } from './params.js';
+import { BenchParamsSchema, CompressParamsSchema, ProfileParamsSchema, SHARE_IGNORES, TuneParamsSchema, type BenchParams, type CompressParams, type TuneParams } from './params.js';
 import { confineReal, jobPath, pathIssues, type AllowedRoots } from './paths.js';
 import { configHandler, type ConfigJobDeps } from './remote-config.js';
 import { runTask, type Work } from './work/worker.js';
@@ -48,7 +48,11 @@ export function realHandlers(deps: HandlerDeps): HandlerMap {
     },
     tune: {
       params: TuneParamsSchema,
-      validate: (params) => pathIssues({ model: (params as TuneParams).model, output: (params as TuneParams).output }, roots),
+      validate: (params) => {
+        const p = params as TuneParams;
+        const shareIssues = p.candidates ? SHARE_IGNORES.filter((k) => p[k] !== undefined).map((k) => `/params/${k}: a share (candidates) measures exactly its recipes; ${k} would do nothing there`) : [];
+        return [...pathIssues({ model: p.model, output: p.output, data: p.data }, roots), ...shareIssues];
+      },
       run: async (params, ctx) => {
         const p = params as TuneParams;
         const model = await confineReal(jobPath(p.model, roots, 'model'), roots, 'model', true);
@@ -58,12 +62,15 @@ export function realHandlers(deps: HandlerDeps): HandlerMap {
         const output = p.output !== undefined ? jobPath(p.output, roots, 'output') : join(deps.stateDir, 'tuned', `${stem}.onnx`);
         await mkdir(dirname(output), { recursive: true });
         await confineReal(output, roots, 'output', false);
+        const data = p.data !== undefined ? await confineReal(jobPath(p.data, roots, 'data'), roots, 'data', true) : undefined;
         const profile = await deps.profile();
         if (!profile) deps.log.warn('no device profile; tuning with the default search space');
         const args: TuneTaskArgs = {
           model, output, budgetMs: p.budgetMs, percentile: p.percentile, device: { id: deps.deviceId },
           ...(p.memoryMB !== undefined ? { memoryMB: p.memoryMB } : {}), ...(profile ? { profile } : {}),
           ...(p.candidates ? { candidates: p.candidates } : {}),
+          ...(data !== undefined ? { data } : {}),
+          ...pick(p, ['maxAccuracyDrop', 'minFidelity', 'evalSamples', 'timeLimitS', 'strategy', 'space']),
         };
         const result = await work('tune', args, ctx, opts);
         if (p.candidates && p.output === undefined) {
@@ -103,6 +110,13 @@ export function realHandlers(deps: HandlerDeps): HandlerMap {
   if (deps.deploy) Object.assign(handlers, deployHandlers({ ...deps.deploy, roots, log: deps.log, work: <T,>(t: TaskName, a: unknown, c?: OpContext) => work<T>(t, a, c, opts) }));
   if (deps.config) handlers.config = configHandler(deps.config);
   return handlers;
+}
+
+/** The fields of `o` named in `keys` that the job set: the task's arguments carry nothing else. */
+function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Partial<Pick<T, K>> {
+  const out: Partial<Pick<T, K>> = {};
+  for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
+  return out;
 }
 
 /** The human rendering of a job's result, when there is one (the tune table); undefined means print JSON. */

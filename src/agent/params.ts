@@ -4,6 +4,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { RecipeSchema } from '../schema/recipe.js';
 import { TOPIC_LEVEL_PATTERN } from '../schema/config.js';
+import { SpaceFileSchema } from '../tune/space.js';
 
 const Percentile = Type.Union([Type.Literal(50), Type.Literal(90), Type.Literal(95), Type.Literal(99)], { default: 90 });
 
@@ -21,10 +22,22 @@ export const TuneParamsSchema = Type.Object(
     memoryMB: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
     output: Type.Optional(Type.String({ minLength: 1, description: 'where the chosen model goes; default <stateDir>/tuned/<model>.tuned.onnx' })),
     candidates: Type.Optional(Type.Array(RecipeSchema, { minItems: 1, maxItems: 1024, description: 'measure exactly these recipes (a distributed share)' })),
+    // The rest mirror `edgetune tune`'s flags (docs/tuning.md).
+    maxAccuracyDrop: Type.Optional(Type.Number({ minimum: 0, description: 'with labelled data: largest accepted accuracy drop in points vs fp32 (default 1)' })),
+    minFidelity: Type.Optional(Type.Number({ minimum: -1, maximum: 1, description: 'lowest accepted cosine to the fp32 outputs (default 0.99 without labels)' })),
+    data: Type.Optional(Type.String({ minLength: 1, description: "examples for accuracy and calibration: 'examples/…' or a path under stateDir" })),
+    evalSamples: Type.Optional(Type.Integer({ minimum: 1, description: 'examples to evaluate quality on (default 1000 from data, 16 generated)' })),
+    timeLimitS: Type.Optional(Type.Number({ exclusiveMinimum: 0, description: 'start no new work after this many seconds, then decide' })),
+    strategy: Type.Optional(Type.Union([Type.Literal('adaptive'), Type.Literal('exhaustive')], { description: 'default adaptive' })),
+    /** replaces axes of the matched target's space: a --space file's content, checked by the same schema */
+    space: Type.Optional(SpaceFileSchema),
   },
   { additionalProperties: false },
 );
 export type TuneParams = Static<typeof TuneParamsSchema>;
+
+/** A share measures exactly its recipes: the search settings would silently do nothing, so they are refused. */
+export const SHARE_IGNORES = ['space', 'strategy', 'timeLimitS'] as const;
 
 export const CompressParamsSchema = Type.Object(
   {

@@ -1,7 +1,8 @@
 // Printing lives here, not in handlers: handlers return data, this turns it into a table or JSON.
 
-export function printJson(value: unknown): void {
-  process.stdout.write(JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? Number(v) : v), 2) + '\n');
+/** `replacer` runs after bigints become numbers (e.g. util/json.ts infinityAsString). */
+export function printJson(value: unknown, replacer?: (key: string, value: unknown) => unknown): void {
+  process.stdout.write(JSON.stringify(value, (k, v) => { const n = typeof v === 'bigint' ? Number(v) : v; return replacer ? replacer(k, n) : n; }, 2) + '\n');
 }
 
 /** A plain aligned text table; numbers right-aligned. */

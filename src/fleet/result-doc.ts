@@ -3,6 +3,7 @@
 import type { Measurement, Quality, TuneResult } from '../types.js';
 import { recipeLabel } from '../schema/recipe.js';
 import type { Recipe } from '../types.js';
+import { numberOrInfinity } from '../util/json.js';
 
 export type ResultKind = 'tune' | 'bench' | 'deploy' | 'other';
 
@@ -37,11 +38,17 @@ export function isTuneResult(doc: unknown): doc is TuneResult {
 
 /**
  * A Measurement as it came over JSON, with what JSON lost put back: SQNR is Infinity when a candidate's output
- * equals fp32 exactly, and JSON.stringify writes Infinity as null.
+ * equals fp32 exactly. MQTT results carry it as null (JSON.stringify's default); a TuneResult file or `tune --json`
+ * as the string "Infinity" (util/json.ts).
  */
 export function restoreMeasurement(m: Measurement): Measurement {
-  const q = m.quality as Quality & { sqnrDb?: number | null };
+  const q = m.quality as Quality & { sqnrDb?: number | string | null };
   if (q && q.sqnrDb === null) return { ...m, quality: { ...q, sqnrDb: Infinity } };
+  if (q && typeof q.sqnrDb === 'string') {
+    const n = numberOrInfinity(q.sqnrDb);
+    const { sqnrDb: _drop, ...rest } = q;
+    return { ...m, quality: n === undefined ? rest : { ...rest, sqnrDb: n } };
+  }
   return m;
 }
 

@@ -29,6 +29,13 @@ function qualityAxis(r: Result): { label: string; value: (m: Measurement) => num
 
 const same = (a: Measurement | null | undefined, b: Measurement) => !!a && a.label === b.label && a.model.sha256 === b.model.sha256;
 
+/** Measurement.throttled: true when taken while throttled or with a frequency change; null when the device cannot tell. */
+function throttledCell(m: Measurement): string {
+  if (m.throttled === true) return '<td class="hot" title="throttled or the CPU frequency changed during this measurement">⚠ yes</td>';
+  if (m.throttled === false) return '<td>no</td>';
+  return '<td title="this device cannot tell">?</td>';
+}
+
 export function renderTuneReport(r: Result): string {
   const p = r.budget.percentile;
   const limits = r.budget as TuneLimits;
@@ -56,10 +63,15 @@ export function renderTuneReport(r: Result): string {
     const cls = chosenRow(m) ? ' class="chosen"' : vs.length ? ' class="miss"' : '';
     return `<tr${cls}><td>${chosenRow(m) ? '→ ' : ''}${esc(m.label)}</td><td>${fmtBytes(m.model.bytes)}</td><td>${ms(latencyAt(m, p))}</td><td>${ms(m.latencyMs.p50)}</td>` +
       `<td>${(r.baseline.latencyMs.p50 / m.latencyMs.p50).toFixed(2)}×</td><td>${esc(qa.text(m))}</td><td>${Number.isFinite(m.peakRssMB) ? m.peakRssMB.toFixed(0) : '–'}</td>` +
-      `<td>${r.front.some((f) => same(f, m)) ? '●' : ''}</td><td>${vs.length ? esc(vs.map((v) => v.constraint).join(', ')) : 'meets all'}</td></tr>`;
+      `<td>${r.front.some((f) => same(f, m)) ? '●' : ''}</td>${throttledCell(m)}<td>${vs.length ? esc(vs.map((v) => v.constraint).join(', ')) : 'meets all'}</td></tr>`;
   }).join('\n');
+  const hot = r.trials.filter((m) => m.throttled === true);
+  const unknown = r.trials.filter((m) => m.throttled === null || m.throttled === undefined).length;
+  const throttleNote = hot.length
+    ? `<p class="warn">⚠ ${hot.length} of ${r.trials.length} trial(s) were measured while the CPU was throttled or changed frequency (${esc(hot.map((m) => m.label).join(', '))}): their latency may be higher than this device normally gives. Cool the device or rerun them.</p>`
+    : unknown === r.trials.length ? '<p class="note">This device cannot tell whether it throttled during the measurements (column "throttled": ?).</p>' : '';
   const verdict = r.chosen
-    ? `<div class="verdict ok"><b>Chosen: ${esc(r.chosen.label)}</b> — p${p} ${ms(latencyAt(r.chosen, p))} ms within the ${r.budget.latencyMs} ms budget (confirmed with a longer benchmark), ${esc(qa.text(r.chosen))}, ${fmtBytes(r.chosen.model.bytes)} (fp32 ${fmtBytes(r.baseline.model.bytes)}), ${(r.baseline.latencyMs.p50 / r.chosen.latencyMs.p50).toFixed(2)}× the fp32 speed.${r.output ? ` Written to <code>${esc(r.output)}</code>.` : ''}</div>`
+    ? `<div class="verdict ok"><b>Chosen: ${esc(r.chosen.label)}</b> — p${p} ${ms(latencyAt(r.chosen, p))} ms within the ${r.budget.latencyMs} ms budget (confirmed with a longer benchmark), ${esc(qa.text(r.chosen))}, ${fmtBytes(r.chosen.model.bytes)} (fp32 ${fmtBytes(r.baseline.model.bytes)}), ${(r.baseline.latencyMs.p50 / r.chosen.latencyMs.p50).toFixed(2)}× the fp32 speed.${r.chosen.throttled ? ' ⚠ Its confirmation ran while the CPU was throttled or changed frequency.' : ''}${r.output ? ` Written to <code>${esc(r.output)}</code>.` : ''}</div>`
     : `<div class="verdict bad"><b>Budget not met.</b> ${esc(r.infeasible?.reason ?? 'no candidate meets the constraints')}</div>`;
   const quality = limits.maxAccuracyDrop !== undefined ? `accuracy drop ≤ ${limits.maxAccuracyDrop} points vs fp32${baseAcc !== undefined ? ` (${(baseAcc * 100).toFixed(2)}%)` : ''}` : '';
   const fidelity = limits.minFidelity !== undefined ? `cosine to fp32 ≥ ${limits.minFidelity}` : '';
@@ -88,7 +100,7 @@ body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#24292f;
 h1{font-size:20px;margin:0 0 12px}h2{font-size:16px;margin:24px 0 8px}
 .verdict{padding:10px 14px;border-radius:6px;margin:12px 0}.ok{background:#dafbe1;border:1px solid #4ac26b}.bad{background:#ffebe9;border:1px solid #ff8182}
 table{border-collapse:collapse;width:100%;font-size:13px}td,th{border-bottom:1px solid #d0d7de;padding:4px 8px;text-align:left}
-th{background:#f6f8fa}tr.chosen td{background:#dafbe1;font-weight:600}tr.miss td{color:#6e7781}
+th{background:#f6f8fa}tr.chosen td{background:#dafbe1;font-weight:600}tr.miss td{color:#6e7781}td.hot{color:#9a6700;font-weight:600}.warn{background:#fff8c5;border:1px solid #d4a72c;padding:6px 10px;border-radius:6px}.note{color:#6e7781}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:0}dt{color:#57606a}dd{margin:0}
 code{font-size:12px}.legend span{margin-right:14px}.dot{display:inline-block;width:10px;height:10px;border-radius:50%;vertical-align:middle;margin-right:4px}
 </style></head><body>
@@ -100,7 +112,8 @@ ${verdict}
 ${chart}
 ${confirms}
 <h2>Trials</h2>
-<table><tr><th>candidate</th><th>size</th><th>p${p} ms</th><th>p50 ms</th><th>speed-up</th><th>quality</th><th>peak MB</th><th>front</th><th>constraints</th></tr>
+${throttleNote}
+<table><tr><th>candidate</th><th>size</th><th>p${p} ms</th><th>p50 ms</th><th>speed-up</th><th>quality</th><th>peak MB</th><th>front</th><th>throttled</th><th>constraints</th></tr>
 ${rows}
 </table>
 ${log}

@@ -78,6 +78,8 @@ export interface TuneOutcome extends TuneResult {
 }
 
 export const SEARCH_BENCH: BenchPlanOptions = { warmupRuns: 5, warmupMs: 200, minRuns: 20, minMs: 400, ciRelWidth: 0.03, maxMs: 3000 };
+/** `tune --quick` (and bench:tune --quick): half the trial's minimums and caps, for a first look; applied over SEARCH_BENCH. */
+export const QUICK_BENCH: BenchPlanOptions = { warmupRuns: 3, minRuns: 10, minMs: 200, maxMs: 1500 };
 
 /** The confirmation plan: 3× the trial plan's minimums and caps, a tighter CI, unless given. */
 export function confirmPlan(search: BenchPlanOptions, given?: BenchPlanOptions): BenchPlanOptions {

@@ -11,6 +11,7 @@ import { allTensors } from '../onnx/walk.js';
 import { benchModel, toMeasurement } from '../measure/bench.js';
 import { generateInputs, inputSpecs } from '../measure/inputs.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
+import { infinityAsString } from '../util/json.js';
 import { writeTuneReport } from '../report/html.js';
 import type { OpContext } from '../types.js';
 import { paretoFront, qualityScore, qualityViolations, type TuneLimits } from './decide.js';
@@ -241,7 +242,7 @@ export async function tune(opts: TuneOptions, ctx: OpContext = {}): Promise<Tune
       journal: { path: paths.journal, resumed, notes: jnotes },
       notes,
     };
-    await writeJsonAtomic(paths.result, result);
+    await writeJsonAtomic(paths.result, result, infinityAsString);
     if (paths.report) await writeTuneReport(result, paths.report);
     await journal.close();
     if (!opts.keepWork) await rm(paths.work, { recursive: true, force: true });

@@ -36,6 +36,7 @@ export async function fsyncDir(dir: string): Promise<void> {
   } catch { /* best effort */ }
 }
 
-export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  await writeFileAtomic(path, JSON.stringify(value, null, 2) + '\n');
+/** `replacer` as JSON.stringify's (e.g. util/json.ts infinityAsString: by default ±Infinity and NaN become null). */
+export async function writeJsonAtomic(path: string, value: unknown, replacer?: (key: string, value: unknown) => unknown): Promise<void> {
+  await writeFileAtomic(path, JSON.stringify(value, replacer, 2) + '\n');
 }

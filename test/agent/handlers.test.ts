@@ -3,6 +3,8 @@ import { existsSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatJobResult, realHandlers, resolveJobPath } from '../../src/agent/handlers.js';
 import { parseJob } from '../../src/agent/jobs.js';
+import { parseSpaceFile } from '../../src/tune/options.js';
+import type { TuneTaskArgs } from '../../src/agent/work/tasks.js';
 import { memoryLogger } from '../../src/agent/log.js';
 import { runOnce } from '../../src/agent/once.js';
 import type { TuneResult } from '../../src/types.js';
@@ -37,6 +39,43 @@ t.test('a tune job pointing outside the allowed folders is REJECTED before it qu
   t.match(ok, { ok: true, job: { params: { percentile: 90 } } }, 'percentile defaults to 90');
   const bad = parseJob(Buffer.from(JSON.stringify({ v: 1, id: 'z', type: 'tune', params: { model: 'examples/a.onnx', budgetMs: 0, percentile: 80 } })), 'z', { maxPayloadBytes: 4096, handlers });
   t.match(bad, { ok: false, reason: /\/params\/budgetMs: Expected number to be greater than 0.*\/params\/percentile/ });
+});
+
+t.test('tune params mirror the CLI: quality floors, data, samples, time limit, strategy and an inline space', async (t) => {
+  const handlers = realHandlers({ stateDir: t.testdir(), deviceId: 'd', log: memoryLogger(), profile: async () => undefined });
+  const parse = (params: Record<string, unknown>) => parseJob(Buffer.from(JSON.stringify({ v: 1, id: 'j', type: 'tune', params: { model: 'examples/fashion-mnist/model.onnx', budgetMs: 5, ...params } })), 'j', { maxPayloadBytes: 4096, handlers });
+  const all = { maxAccuracyDrop: 0.5, minFidelity: 0.98, data: 'examples/fashion-mnist', evalSamples: 100, timeLimitS: 60, strategy: 'exhaustive', space: { quant: ['dynamic'], threads: [1, 'all'], prune: [0.25] } };
+  t.match(parse(all), { ok: true, job: { params: { ...all, space: { v: 1, quant: ['dynamic'] } } } }, 'all accepted; the space gets its v');
+
+  const reasonOf = (params: Record<string, unknown>) => { const r = parse(params); return r.ok ? 'accepted' : r.reason; };
+  t.match(reasonOf({ space: { quant: ['int3'] } }), /^\/params\/space\/quant\/0: /, 'a bad quantization mode names the field');
+  t.match(reasonOf({ space: { threads: [0] } }), /^\/params\/space\/threads\/0: /);
+  t.match(reasonOf({ space: { v: 1, prune: [0.99] } }), /^\/params\/space\/prune\/0: Expected number to be less or equal to 0\.95/);
+  t.match(reasonOf({ space: { quant: ['fp32'], pruning: [0.5] } }), /\/params\/space.*pruning|\/params\/space\/pruning/, 'an unknown axis is refused, not ignored');
+  t.match(reasonOf({ strategy: 'random' }), /^\/params\/strategy: /);
+  t.match(reasonOf({ evalSamples: 0 }), /^\/params\/evalSamples: /);
+  t.match(reasonOf({ timeLimitS: 0 }), /^\/params\/timeLimitS: /);
+  t.match(reasonOf({ minFidelity: 2 }), /^\/params\/minFidelity: /);
+  t.match(reasonOf({ maxAccuracyDrop: -1 }), /^\/params\/maxAccuracyDrop: /);
+  t.match(reasonOf({ data: '/etc' }), /^\/params\/data: '\/etc' is outside the folders jobs may use/, 'data is confined like model and output');
+  t.match(reasonOf({ candidates: [{ v: 1 }], space: { quant: ['dynamic'] }, strategy: 'adaptive' }), /\/params\/space: a share .* would do nothing there; \/params\/strategy: a share/);
+
+  // The same schema as `edgetune tune --space`: a space the job refuses, the CLI refuses for the same field.
+  t.throws(() => parseSpaceFile({ v: 1, quant: ['int3'] }), { code: 'USAGE', message: /\/quant\/0: / });
+});
+
+t.test('the tune job hands every setting to the tuner, with data confined to a real path', async (t) => {
+  let seen: TuneTaskArgs | undefined;
+  const stateDir = t.testdir({ sets: { 'meta.json': '{}' } });
+  const handlers = realHandlers({
+    stateDir, deviceId: 'd', log: memoryLogger(), profile: async () => undefined,
+    work: async <T,>(task: string, args: unknown) => { t.equal(task, 'tune'); seen = args as TuneTaskArgs; return {} as T; },
+  });
+  const space = { v: 1 as const, quant: ['dynamic' as const], threads: [1] };
+  await handlers.tune.run({ model: 'examples/fashion-mnist/model.onnx', budgetMs: 5, percentile: 90, data: 'sets', maxAccuracyDrop: 0.5, minFidelity: 0.98, evalSamples: 64, timeLimitS: 30, strategy: 'exhaustive', space }, {});
+  t.match(seen, { model: exampleModel, budgetMs: 5, data: join(stateDir, 'sets'), maxAccuracyDrop: 0.5, minFidelity: 0.98, evalSamples: 64, timeLimitS: 30, strategy: 'exhaustive', space });
+  await handlers.tune.run({ model: 'examples/fashion-mnist/model.onnx', budgetMs: 5, percentile: 90 }, {});
+  t.same(Object.keys(seen!).sort(), ['budgetMs', 'device', 'model', 'output', 'percentile'], 'nothing unset is passed on');
 });
 
 t.test('a symlink in stateDir that leads elsewhere is refused when the job runs', async (t) => {

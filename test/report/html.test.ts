@@ -63,3 +63,19 @@ t.test('fidelity axis draws exact copies at the top, and ticks are round', async
   const svg = scatterSvg([{ x: NaN, y: 1, label: 'bad' }], { xLabel: 'x', yLabel: 'y' });
   t.notMatch(svg, /NaN/, 'non-finite points are left out');
 });
+
+t.test('trials measured while throttled are marked in the table and explained above it', async (t) => {
+  const hot = { ...int8, throttled: true };
+  const cool = { ...base, throttled: false };
+  const html = renderTuneReport({ ...result, baseline: cool, chosen: hot, trials: [cool, hot, pruned], front: [pruned, hot, cool] });
+  t.match(html, /<th>throttled<\/th>/, 'a throttled column');
+  const row = (label: RegExp) => html.split('\n').find((l) => /^<tr/.test(l) && label.test(l)) ?? '';
+  t.match(row(/fp32 t2/), /<td>no<\/td>/, 'a cool trial says no');
+  t.match(row(/int8 &lt;t2&gt;/), /<td class="hot"[^>]*>⚠ yes<\/td>/, 'the throttled trial is marked');
+  t.match(row(/pruned/), /<td title="this device cannot tell">\?<\/td>/, 'unknown is "?", not "no"');
+  t.match(html, /1 of 3 trial\(s\) were measured while the CPU was throttled or changed frequency \(int8 &lt;t2&gt;/);
+  t.match(html, /Its confirmation ran while the CPU was throttled/, 'the verdict warns when the chosen one was');
+  const calm = renderTuneReport(result);
+  t.notMatch(calm, /⚠ yes|were measured while the CPU was throttled/, 'nothing marked when nothing throttled');
+  t.match(calm, /cannot tell whether it throttled/, 'a device that cannot tell says so once');
+});

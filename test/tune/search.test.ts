@@ -42,18 +42,22 @@ function measurement(x: SearchCandidate, ms: number): Measurement {
 
 const empty = (): JournalState => replay([]);
 
-async function search(budgetMs: number, strategy: 'adaptive' | 'exhaustive', o: { replay?: JournalState; slowConfirm?: string } = {}) {
+/** `clock`: a fake time that each measurement advances by `msPerTrial`, with a deadline on it. */
+async function search(budgetMs: number, strategy: 'adaptive' | 'exhaustive', o: { replay?: JournalState; slowConfirm?: string; clock?: { msPerTrial: number; deadline: number } } = {}) {
   const all = cands();
   const entries: JournalEntry[] = [];
   let measured = 0;
+  let now = 0;
   const input: SearchInput = {
     cands: all, baseline: all.find((x) => x.c.id === 'fp32|0|2')!, baselineIsTrial: true,
     limits: { latencyMs: budgetMs, percentile: 90, maxAccuracyDrop: 1 } as TuneLimits, baselineAccuracy: 0.92,
     strategy, priors: targetPriors({ int8Gain: 'high' }), replay: o.replay ?? empty(),
+    ...(o.clock ? { deadline: o.clock.deadline, now: () => now } : {}),
   };
   const out = await runSearch(input, {
     measure: async (x, kind) => {
       measured++;
+      now += o.clock?.msPerTrial ?? 0;
       return measurement(x, latencyOf(x) * (kind === 'confirm' && x.c.id === o.slowConfirm ? 1.5 : 1));
     },
     log: async (e) => { entries.push(e); },
@@ -117,4 +121,44 @@ t.test('the strategy never measures what cannot beat the incumbent or breaks the
   t.equal(s.kind, 'stop');
   const s2 = nextStep([...views, v('better', 0.95, 100)], undefined, { strategy: 'adaptive', budgetMs: 2 });
   t.same(s2.kind === 'measure' && s2.id, 'better');
+});
+
+t.test('the time limit stops the search early, and it still decides with what was measured', async (t) => {
+  const free = await search(4.6, 'adaptive');
+  t.ok(free.out.trials.length >= 4, `without a limit: ${free.out.trials.length} trials`);
+  t.equal(free.out.timedOut, false);
+  // Each measurement takes 1 s on the fake clock; the limit passes during the third one.
+  const r = await search(4.6, 'adaptive', { clock: { msPerTrial: 1000, deadline: 2500 } });
+  t.equal(r.out.timedOut, true, 'says it timed out');
+  t.equal(r.out.stopReason, 'the time limit was reached');
+  t.equal(r.out.trials.length, 3, 'no measurement started after the deadline');
+  t.ok(r.out.trials.length < free.out.trials.length, 'fewer trials than the unlimited search');
+  const feasible = r.out.trials.filter((m) => m.latencyMs.p90 <= 4.6);
+  t.ok(feasible.length > 0, 'something measured before the deadline fits');
+  t.ok(r.out.chosen, 'a choice is made from what was measured');
+  t.ok(r.out.trials.some((m) => m.label === r.out.chosen!.label), `the choice (${r.out.chosen!.label}) is one of the measured trials`);
+  t.ok(r.out.chosen!.latencyMs.p90 <= 4.6);
+  const best = Math.max(...feasible.map((m) => m.quality.accuracy!));
+  t.equal(r.out.chosen!.quality.accuracy, best, 'the most accurate of the measured feasible trials');
+
+  // A deadline already past when the search starts: only the baseline, and the verdict still comes.
+  const none = await search(4.6, 'adaptive', { clock: { msPerTrial: 1000, deadline: 500 } });
+  t.equal(none.out.timedOut, true);
+  t.equal(none.out.trials.length, 1, 'only the baseline');
+  t.equal(none.out.chosen, null, 'fp32 misses 4.6 ms');
+  t.match(none.out.decision.infeasible?.reason, /no candidate meets the budget; the closest, fp32 p0 t2/);
+});
+
+t.test('far over budget, the first pick is a NetAdapt-style progressive step toward it', async (t) => {
+  // fp32 t2 takes 10 ms; 4.6 ms is more than 2× below, so the strategy first aims halfway (in log): √(10·4.6) ≈ 6.8 ms.
+  const r = await search(4.6, 'adaptive');
+  const steps = r.out.log.filter((l) => /^progressive step/.test(l.why));
+  t.ok(steps.length >= 1, `a progressive step was taken (log: ${r.out.log.map((l) => l.why.slice(0, 40)).join(' | ')})`);
+  t.equal(r.out.log[1].why, steps[0].why, 'right after the baseline');
+  t.match(steps[0].why, /under 6\.782 ms \(halfway in log from the best so far, 10\.000 ms, to the budget\)/);
+  t.ok(steps[0].predictedMs! > 4.6 && steps[0].predictedMs! <= 6.782, `it aims between the budget and the halfway target (predicted ${steps[0].predictedMs} ms)`);
+  t.ok(r.out.chosen && r.out.chosen.latencyMs.p90 <= 4.6, 'and the search still ends on a feasible choice');
+  // Close to the budget (less than 2× over), there is no intermediate target.
+  const near = await search(5.5, 'adaptive');
+  t.notOk(near.out.log.some((l) => /^progressive step/.test(l.why)), 'no progressive step within 2× of the budget');
 });

@@ -37,8 +37,12 @@ t.test('exhaustive: every candidate measured; fp32 wins a generous budget; model
   t.ok(r.chosen!.latencyMs.n >= r.trials[0].latencyMs.n, 'the confirmation is the longer benchmark');
   const written = await readFile(join(dir, 'out.onnx'));
   t.equal(sha256(written), r.chosen!.model.sha256, 'the chosen file is what was written');
-  const json = JSON.parse(await readFile(join(dir, 'out.tune.json'), 'utf8')) as TuneResult;
+  const text = await readFile(join(dir, 'out.tune.json'), 'utf8');
+  const json = JSON.parse(text) as TuneResult;
   t.equal(json.v, 1);
+  t.equal(r.baseline.quality.sqnrDb, Infinity, 'fp32 against itself is exact');
+  t.equal(json.baseline.quality.sqnrDb as unknown, 'Infinity', 'the file says "Infinity", not null (missing)');
+  t.notMatch(text, /"sqnrDb": null/);
   t.equal(json.trials.length, 3);
   t.ok(json.front.length >= 1);
   const html = await readFile(join(dir, 'out.tune.html'), 'utf8');

@@ -4,6 +4,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DeviceProfile, LatencyStats, Measurement, OpContext, Recipe, SessionSettings, TuneBudget } from '../../types.js';
 import type { TaskName } from './protocol.js';
+import type { SpaceFile } from '../../tune/space.js';
+import type { StrategyName } from '../../tune/strategy.js';
 
 export interface CompressTaskArgs {
   input: string;
@@ -31,6 +33,15 @@ export interface TuneTaskArgs {
   profile?: DeviceProfile;
   /** A distributed share: measure exactly these (exhaustively, no model written, no HTML report). */
   candidates?: Recipe[];
+  maxAccuracyDrop?: number;
+  minFidelity?: number;
+  /** already confined to examples/ or stateDir by the handler */
+  data?: string;
+  evalSamples?: number;
+  timeLimitS?: number;
+  strategy?: StrategyName;
+  /** validated against SpaceFileSchema with the job's params */
+  space?: SpaceFile;
 }
 
 export interface CheckModelArgs {
@@ -98,6 +109,13 @@ export const TASKS: Record<TaskName, Task> = {
         device: { id: a.device.id, target: target?.name ?? 'unknown' },
         ...(target ? { target } : {}),
         ...(a.candidates ? { candidates: a.candidates, reportPath: false as const } : {}),
+        ...(a.maxAccuracyDrop !== undefined ? { maxAccuracyDrop: a.maxAccuracyDrop } : {}),
+        ...(a.minFidelity !== undefined ? { minFidelity: a.minFidelity } : {}),
+        ...(a.data !== undefined ? { data: a.data } : {}),
+        ...(a.evalSamples !== undefined ? { evalSamples: a.evalSamples } : {}),
+        ...(a.timeLimitS !== undefined ? { timeLimitS: a.timeLimitS } : {}),
+        ...(a.strategy !== undefined ? { strategy: a.strategy } : {}),
+        ...(a.space !== undefined ? { spaceFile: a.space } : {}),
       },
       ctx,
     );

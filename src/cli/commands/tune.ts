@@ -1,10 +1,11 @@
 import type { Argv, CommandModule } from 'yargs';
 import { tune } from '../../tune/tune.js';
-import { parseDuration } from '../../tune/options.js';
+import { parseDuration, QUICK_BENCH } from '../../tune/options.js';
 import { thisDevice } from '../../targets/this-device.js';
 import { formatTuneTable } from '../../tune/format.js';
 import { parseShapeFlags } from '../../measure/inputs.js';
 import { info, printJson } from '../output.js';
+import { infinityAsString } from '../../util/json.js';
 import { progressReporter, signalOnInterrupt } from '../progress.js';
 import type { TuneBudget } from '../../types.js';
 import type { QuantOption } from '../../tune/space.js';
@@ -13,7 +14,7 @@ import type { StrategyName } from '../../tune/strategy.js';
 interface Args {
   model: string; budgetMs: number; percentile: number; output?: string; result?: string; report?: string | boolean; journal?: string;
   json: boolean; quant?: string[]; threads?: number[]; shape?: string[]; memoryMb?: number; maxAccuracyDrop?: number; minFidelity?: number;
-  data?: string; evalSamples?: number; timeLimit?: string; space?: string; strategy: string; keepWork: boolean;
+  data?: string; evalSamples?: number; timeLimit?: string; space?: string; strategy: string; keepWork: boolean; quick: boolean;
 }
 
 /** Exit code when tuning worked but nothing meets the budget: distinct from errors (1) and usage (2). */
@@ -41,6 +42,7 @@ export const tuneCommand: CommandModule<object, Args> = {
     .option('quant', { type: 'string', array: true, choices: ['fp32', 'dynamic', 'fp16', 'static', 'weight-only-4', 'weight-only-8'], describe: 'restrict the quantization choices' })
     .option('threads', { type: 'number', array: true, describe: 'restrict the thread counts' })
     .option('shape', { type: 'string', array: true, describe: 'input shape, name=1x3x224x224' })
+    .option('quick', { type: 'boolean', default: false, describe: 'shorter benchmark per trial (about half as long, less precise): a first look' })
     .option('keep-work', { type: 'boolean', default: false, describe: 'keep the compressed candidates after the tune' })
     .option('json', { type: 'boolean', default: false }) as unknown as Argv<Args>,
   handler: async (a) => {
@@ -57,11 +59,11 @@ export const tuneCommand: CommandModule<object, Args> = {
         spaceFile: a.space, strategy: a.strategy as StrategyName,
         output: a.output, resultPath: a.result, journalPath: a.journal, keepWork: a.keepWork,
         ...(a.report === false ? { reportPath: false as const } : typeof a.report === 'string' ? { reportPath: a.report } : {}),
-        quant: a.quant as QuantOption[] | undefined, threads: a.threads,
+        quant: a.quant as QuantOption[] | undefined, threads: a.threads, ...(a.quick ? { bench: QUICK_BENCH } : {}),
         shapes: parseShapeFlags(a.shape ?? []),
       }, { signal, onProgress });
       done();
-      if (a.json) printJson(result);
+      if (a.json) printJson(result, infinityAsString); // as in the result file: an exact SQNR is "Infinity", not null
       else info(formatTuneTable(result));
       if (!result.chosen) process.exitCode = EXIT_BUDGET_NOT_MET;
     } finally {
