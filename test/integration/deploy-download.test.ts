@@ -117,3 +117,36 @@ t.test('https deploy: a CA given in NODE_EXTRA_CA_CERTS is trusted and the sha25
   t.same(good.ranges, [undefined, undefined], 'one plain GET per job');
   await agent.kill('SIGTERM');
 });
+
+t.test('an https download cut by an agent SIGKILL resumes after the restart with a Range from the partial length, and verifies', { skip }, async (t) => {
+  const { dir, stateDir, certs, env, ctl, deploy, endOf, online, activeSha } = await setup(t);
+  const m = await tinyModel(join(dir, 'models'), 'big', 192); // ~147 KB: more than one read
+  const srv = await modelServer(t, certs.serverCert, certs.serverKey, { 'big.onnx': m.bytes });
+  srv.stall = true;
+  const half = Math.floor(m.bytes.length / 2);
+  const part = join(stateDir, 'models', 'staging', 'r1.part');
+  let agent = startAgent(t, env);
+  await online(1);
+  await deploy('r1', { url: srv.url('big.onnx'), sha256: m.sha256 });
+  // The server has sent half and stalls; wait until all of it is in the partial file, then kill.
+  const start = Date.now();
+  while (!(existsSync(part) && statSync(part).size === half)) {
+    if (Date.now() - start > 60_000) throw new Error(`the partial file never reached ${half} bytes (${existsSync(part) ? statSync(part).size : 'absent'})`);
+    await sleep(50);
+  }
+  await agent.kill('SIGKILL');
+  t.equal(statSync(part).size, half, 'the partial download survives the kill in the state folder');
+  t.same(srv.ranges, [undefined], 'so far one request, from the start');
+
+  srv.stall = false;
+  agent = startAgent(t, env);
+  await online(2);
+  const end = await endOf('r1');
+  t.equal(end.doc.state, 'SUCCEEDED', JSON.stringify(end.doc.error));
+  t.same(srv.ranges, [undefined, `bytes=${half}-`], 'the restarted agent asked for the rest only');
+  t.ok(ctl.msgs.some((x) => x.topic === `${BASE}/jobs/r1/status` && /resuming after an agent restart \(attempt 2\)/.test(x.doc.progress?.step)), 'it said it resumed');
+  t.equal(activeSha(), m.sha256, 'the stitched file verified and is active');
+  t.same(readdirSync(join(stateDir, 'models', 'staging')), [], 'no partial file left behind');
+  t.comment('FAULTS deploy-download: agent SIGKILLs=1 mid-download, resumed-with-range=1');
+  await agent.kill('SIGTERM');
+});
