@@ -112,7 +112,9 @@ export class Agent {
     const pending = await outbox.load();
     const ended = new Set(pending.filter((e) => e.tag?.terminal).map((e) => e.tag!.job));
     for (const id of ended) if (store.get(id)) await store.finish(id);
-    this.models = new ModelStore(stateDir, log);
+    // Staging files of the jobs that will run again are kept (a download resumes); those of ended jobs go.
+    const restored = new Set(records.filter((r) => !ended.has(r.job.id)).map((r) => r.job.id));
+    this.models = new ModelStore(stateDir, log, { liveJobs: () => this.runner ? this.liveJobIds() : restored });
     const { rolledBack } = await this.models.load();
     if (rolledBack) log.warn('rolled back an unconfirmed model activation', { model: rolledBack.sha256 });
     this.transfers = new TransferStore(stateDir, {
@@ -190,6 +192,11 @@ export class Agent {
     this.heartbeat.start();
     log.info('agent started', { base: this.base, session: this.session, broker: this.brokerUrl, version: this.version });
     this.profiling = this.takeProfile();
+  }
+
+  private liveJobIds(): string[] {
+    const snap = this.runner!.snapshot();
+    return [...(snap.running ? [snap.running.id] : []), ...snap.light, ...snap.queued];
   }
 
   waitConnected(signal?: AbortSignal): Promise<void> {

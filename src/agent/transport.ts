@@ -77,6 +77,22 @@ export function encodeDoc(doc: unknown): Buffer {
   return Buffer.from(JSON.stringify(doc, (_k, v) => (typeof v === 'bigint' ? Number(v) : v)));
 }
 
+/**
+ * A CONNACK refusal (MQTT.js: "Connection refused: …" with the reason code) as a sentence that names the setting to
+ * fix; undefined for any other error. Retrying will not help until someone fixes it, but the backoff keeps the
+ * retries cheap, and a broker whose password file is being rolled out accepts the device once it has the entry.
+ */
+export function refusal(e: unknown): string | undefined {
+  const msg = errorMessage(e);
+  if (!/^Connection refused/.test(msg)) return undefined;
+  const code = (e as { code?: unknown }).code;
+  const hint = code === 4 || code === 134 ? 'check broker.username and broker.password / broker.passwordFile (EDGETUNE_BROKER_USERNAME, EDGETUNE_BROKER_PASSWORD_FILE)'
+    : code === 5 || code === 135 ? 'this identity may not connect: check broker.username and broker.password / broker.passwordFile or the client certificate (broker.tls.cert), and the broker\'s password file'
+    : code === 2 || code === 133 ? 'the broker refuses the client id: set broker.clientId'
+    : 'see the broker\'s log';
+  return `${msg}${typeof code === 'number' ? ` (reason code ${code})` : ''}; ${hint}`;
+}
+
 export class Transport {
   readonly events: TypedEvents<TransportEvents>;
   private client: MqttClient | undefined;
@@ -144,7 +160,11 @@ export class Transport {
     this.client = client;
     client.on('connect', () => void this.onConnect());
     client.on('close', () => this.onClose());
-    client.on('error', (e) => o.log.warn('mqtt error', { url: o.url, error: errorMessage(e) }));
+    client.on('error', (e) => {
+      const refused = refusal(e);
+      if (refused) o.log.error(`the broker refused the connection: ${refused}; retrying with backoff`, { url: o.url });
+      else o.log.warn('mqtt error', { url: o.url, error: errorMessage(e) });
+    });
     client.on('message', (topic, payload, packet) => this.events.emit('message', topic, payload, packet));
     client.connect();
   }

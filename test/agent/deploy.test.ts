@@ -172,6 +172,48 @@ t.test('https/http download resumes with a Range request after the connection dr
   t.equal(activeSha(stateDir), m.sha256);
 });
 
+t.test('a URL deploy that fails for good leaves no partial download behind', async (t) => {
+  const { run, stateDir } = await setup(t, { allowHttp: true });
+  const m = await model(scratch(t), 'gone');
+  let requests = 0;
+  const server = createServer((req, res) => {
+    // Half the file, the connection dies; the resume is then refused: the job cannot ever finish.
+    if (requests++ === 0) {
+      res.writeHead(200, { 'content-length': m.bytes.length });
+      res.write(m.bytes.subarray(0, Math.floor(m.bytes.length / 2)), () => setTimeout(() => res.socket?.destroy(), 300));
+      return;
+    }
+    res.writeHead(410).end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/models/gone.onnx`;
+  const r = await run('deploy', { url, sha256: m.sha256 });
+  t.match(r.status, { state: 'FAILED', error: { code: 'DOWNLOAD_FAILED', message: /HTTP 410/ } });
+  t.equal(requests, 2, 'the drop was resumed once, the HTTP error not retried');
+  t.same(readdirSafe(join(stateDir, 'models', 'staging')), [], 'the partial file of the failed job is gone');
+});
+
+t.test('gc removes staging files of jobs that have ended and keeps those of queued or running jobs', async (t) => {
+  const dir = t.testdir();
+  let live = ['resume.me', 'queued-1'];
+  const store = new ModelStore(dir, memoryLogger(), { liveJobs: () => live });
+  await store.load();
+  const files = ['resume.me.part', 'queued-1.compressed.onnx', 'ended.part', 'ended.compressed.onnx', 'resume.part', 'stray.bin', 'torn.tmp'];
+  for (const f of files) writeFileSync(join(store.staging, f), 'partial bytes');
+  // A restart: the store is loaded again while the same jobs are still to run.
+  await new ModelStore(dir, memoryLogger(), { liveJobs: () => live }).load();
+  t.same(readdirSync(store.staging).sort(), ['queued-1.compressed.onnx', 'resume.me.part'], 'only files of live jobs survive (ids with dots too)');
+  live = [];
+  await store.gc();
+  t.same(readdirSync(store.staging), [], 'once those jobs end, their files go at the next gc');
+
+  // A store that is not told which jobs live (a tool reading the state) keeps staging files.
+  writeFileSync(join(store.staging, 'other.part'), 'x');
+  await new ModelStore(dir, memoryLogger()).load();
+  t.same(readdirSync(store.staging), ['other.part']);
+});
+
 t.test('a model sent as MQTT chunks (some before the job, one twice) is assembled, verified and deployed', async (t) => {
   const { run, obs, stateDir } = await setup(t);
   const m = await model(scratch(t), 'chunked');

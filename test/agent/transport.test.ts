@@ -1,7 +1,7 @@
 import t from 'tap';
 import { createServer } from 'node:net';
 import { memoryLogger } from '../../src/agent/log.js';
-import { assertPublishTopic, backoffDelay, encodeDoc, Transport } from '../../src/agent/transport.js';
+import { assertPublishTopic, backoffDelay, encodeDoc, refusal, Transport } from '../../src/agent/transport.js';
 import { topicMatches } from '../../src/agent/topics.js';
 import { ManualClock, startBroker, until } from './helpers.js';
 
@@ -21,6 +21,16 @@ t.test('publish guards: concrete topics and versioned JSON only', async (t) => {
   t.throws(() => encodeDoc({ state: 'online' }), /numeric "v"/);
   t.throws(() => encodeDoc([1]), /numeric "v"/);
   t.same(JSON.parse(encodeDoc({ v: 1, n: 2n }).toString()), { v: 1, n: 2 });
+});
+
+t.test('a refused login is explained with the settings to check; other errors are not refusals', async (t) => {
+  const refused = (message: string, code: number) => Object.assign(new Error(message), { code });
+  t.match(refusal(refused('Connection refused: Bad User Name or Password', 134)), /Bad User Name or Password \(reason code 134\); check broker\.username and broker\.password \/ broker\.passwordFile/);
+  t.match(refusal(refused('Connection refused: Bad username or password', 4)), /reason code 4\); check broker\.username/);
+  t.match(refusal(refused('Connection refused: Not authorized', 135)), /may not connect: .*broker\.tls\.cert/);
+  t.match(refusal(refused('Connection refused: Server busy', 137)), /see the broker's log/);
+  t.equal(refusal(new Error('connect ECONNREFUSED 127.0.0.1:1883')), undefined);
+  t.equal(refusal(refused('Publish error: Not authorized', 135)), undefined);
 });
 
 t.test('topic filters match like MQTT', async (t) => {

@@ -73,3 +73,53 @@ t.test('TLS, mutual TLS, passwords and the device ACL', { skip }, async (t) => {
   await ctl.waitFor((m) => m.topic === 'edgetune/it/dev2/status' && m.doc.state === 'online' && m.doc.session === 1, 'dev2 online with a password file', 60_000);
   await agent2.kill('SIGTERM');
 });
+
+t.test('TLS that checks only the broker (no client certificate) with a username and password', { skip }, async (t) => {
+  const dir = t.testdir();
+  const certs = makeCerts(join(dir, 'pki'), 'unused');
+  const pw = join(dir, 'passwd');
+  writeFileSync(pw, '');
+  execFileSync('mosquitto_passwd', ['-b', pw, 'controller', 'ctl-secret']);
+  execFileSync('mosquitto_passwd', ['-b', pw, 'dev3', 'dev3-secret']);
+  const tlsPort = await freePort();
+  const mq = await mosquitto(t, join(dir, 'mq'), [
+    `password_file ${pw}`,
+    `acl_file ${join(packageRoot(), 'config', 'mosquitto', 'edgetune.acl')}`,
+    `listener ${tlsPort} 127.0.0.1`,
+    `certfile ${certs.serverCert}`,
+    `keyfile ${certs.serverKey}`,
+    'require_certificate false',
+  ], { tlsPort, anonymous: false });
+  const url = `mqtts://127.0.0.1:${tlsPort}`;
+  const ctl = await controller(t, mq.url, ['edgetune/#'], { username: 'controller', password: 'ctl-secret' });
+  const base = 'edgetune/it/dev3';
+
+  // Only the CA (to check the broker) and a password (to be checked by it): no client certificate anywhere.
+  const agent = startAgent(t, agentEnv(url, join(dir, 'state'), 'dev3', {
+    EDGETUNE_BROKER_TLS_CA: certs.ca, EDGETUNE_BROKER_USERNAME: 'dev3', EDGETUNE_BROKER_PASSWORD: 'dev3-secret',
+  }));
+  await ctl.waitFor((m) => m.topic === `${base}/status` && m.doc.state === 'online', 'online over TLS with a password', 60_000);
+  await ctl.client.publishAsync(`${base}/jobs/pw1`, JSON.stringify({ v: 1, id: 'pw1', type: 'config', params: {} }), { qos: 1 });
+  await ctl.waitFor((m) => m.topic === `${base}/jobs/pw1/result`, 'a job answered through the ACL');
+  t.notOk(agent.logs.some((l) => /refused the connection/.test(l.msg)), 'no refusal logged');
+  await agent.kill('SIGTERM');
+
+  // The wrong password: refused with a reason that names the settings, retried with growing pauses, no crash.
+  const wrongStart = Date.now();
+  const wrong = startAgent(t, agentEnv(url, join(dir, 'state-wrong'), 'dev3', {
+    EDGETUNE_BROKER_TLS_CA: certs.ca, EDGETUNE_BROKER_USERNAME: 'dev3', EDGETUNE_BROKER_PASSWORD: 'not-it',
+    EDGETUNE_BROKER_RECONNECT_MIN_MS: '200', EDGETUNE_BROKER_RECONNECT_MAX_MS: '1600',
+  }));
+  const start = Date.now();
+  while (!wrong.logs.some((l) => /refused the connection/.test(l.msg)) && Date.now() - start < 60_000) await new Promise((r) => setTimeout(r, 100));
+  await new Promise((r) => setTimeout(r, 5000));
+  const refusals = wrong.logs.filter((l) => /refused the connection/.test(l.msg));
+  t.ok(refusals.length >= 2, `refused and tried again (${refusals.length} refusals)`);
+  t.match(refusals[0]?.msg, /the broker refused the connection: Connection refused: (Bad User Name or Password|Not authorized) \(reason code 13[45]\); .*broker\.password/, 'the log says what to fix');
+  const delays = wrong.logs.map((l) => Number(/reconnecting in (\d+) ms/.exec(l.msg)?.[1])).filter((n) => Number.isFinite(n));
+  t.ok(refusals.length <= 12, `no tight retry loop: ${refusals.length} attempts in ${((Date.now() - start) / 1000).toFixed(1)} s (delays ${delays.join(', ')} ms)`);
+  t.ok(Math.max(...delays) >= 800, 'the pauses grew (exponential backoff)');
+  t.equal(wrong.child.exitCode, null, 'the agent keeps running');
+  t.notOk(ctl.msgs.some((m) => m.topic === `${base}/status` && m.at >= wrongStart && m.doc.state === 'online'), 'never online with the wrong password');
+  await wrong.kill('SIGTERM');
+});

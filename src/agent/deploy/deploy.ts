@@ -6,7 +6,6 @@
 // idempotent, so the runner may run it again after a crash: a partial download resumes and finished steps are
 // found done.
 import type { KeyObject } from 'node:crypto';
-import { join } from 'node:path';
 import { EdgetuneError, errorMessage, throwIfAborted } from '../../errors.js';
 import type { DeployConfig } from '../../schema/config.js';
 import type { OpContext } from '../../types.js';
@@ -52,7 +51,18 @@ export function deployHandlers(d: DeployDeps): { deploy: HandlerSpec; rollback: 
     deploy: {
       params: DeployParamsSchema,
       validate: (params) => validateDeploy(params as DeployParams, d),
-      run: (params, ctx) => runDeploy(params as DeployParams, d, ctx, currentJobId(ctx)),
+      run: async (params, ctx) => {
+        const p = params as DeployParams;
+        const job = currentJobId(ctx);
+        try {
+          return await runDeploy(p, d, ctx, job);
+        } catch (e) {
+          // A failed job ends for good (its id never runs again), so its partial download serves nobody. An aborted
+          // one may be an agent stop, after which the job runs again and resumes from it: gc() decides later.
+          if (!ctx.signal?.aborted) await d.store.discardStaging(stagingTag(p, job));
+          throw e;
+        }
+      },
     },
     rollback: {
       params: RollbackParamsSchema,
@@ -76,6 +86,11 @@ function currentJobId(ctx: JobContext): string | undefined {
   return ctx.jobId;
 }
 
+/** Staging files are named after the job, so a re-run of the same job after a crash finds its partial download. */
+function stagingTag(p: DeployParams, job: string | undefined): string {
+  return job ?? p.sha256.slice(0, 16);
+}
+
 export function validateDeploy(p: DeployParams, d: Pick<DeployDeps, 'config' | 'publicKey' | 'roots'>): string[] {
   const issues: string[] = [];
   const sources = (['model', 'url', 'transfer'] as const).filter((k) => p[k] !== undefined);
@@ -96,8 +111,8 @@ export function validateDeploy(p: DeployParams, d: Pick<DeployDeps, 'config' | '
 async function runDeploy(p: DeployParams, d: DeployDeps, ctx: OpContext, job: string | undefined): Promise<DeployResult> {
   const { store } = d;
   const step = (name: string, pct: number) => ctx.onProgress?.({ step: name, pct });
-  const tag = job ?? p.sha256.slice(0, 16);
-  const part = join(store.staging, `${tag}.part`);
+  const tag = stagingTag(p, job);
+  const part = store.stagingPath(tag, 'part');
 
   // A re-run after a crash past commit, or the same model sent again: nothing to do.
   if (store.active && !store.pending && (store.active.job === job || (!p.recipe && store.active.sha256 === p.sha256))) {
@@ -135,7 +150,7 @@ async function runDeploy(p: DeployParams, d: DeployDeps, ctx: OpContext, job: st
   // A recipe of session settings only (a winner that is plain fp32) changes no bytes: nothing to compress.
   if (p.recipe && (p.recipe.prune || p.recipe.lowrank || p.recipe.quantize)) {
     step('compress', 45);
-    const out = join(store.staging, `${tag}.compressed.onnx`);
+    const out = store.stagingPath(tag, 'compressed');
     const args: CompressTaskArgs = { input: store.blobPath(p.sha256), output: out, recipe: p.recipe };
     await d.work('compress', args, { signal: ctx.signal, onProgress: (pr) => step(`compress: ${pr.step}`, 45 + pr.pct * 0.2) });
     const got = await sha256File(out, ctx.signal);

@@ -54,14 +54,14 @@ async function copyFile(path: string, dest: string, opts: FetchOptions, ctx: OpC
   }
 }
 
-/** A dropped connection is retried (resuming) a few times with growing pauses; an HTTP error is not. */
+/** A dropped connection is retried (resuming) a few times with growing pauses; an HTTP error or an untrusted certificate is not. */
 async function downloadWithRetries(url: string, dest: string, opts: FetchOptions, ctx: OpContext): Promise<void> {
   const tries = opts.retries ?? 5;
   for (let i = 1; ; i++) {
     try {
       return await download(url, dest, opts, ctx);
     } catch (e) {
-      const transient = e instanceof AgentJobError && e.code === 'DOWNLOAD_FAILED' && !/: HTTP [45]\d\d /.test(e.message);
+      const transient = e instanceof AgentJobError && e.code === 'DOWNLOAD_FAILED' && !(e instanceof FinalDownloadError);
       if (!transient || i >= tries || ctx.signal?.aborted) throw e;
       ctx.onProgress?.({ step: `download interrupted (${e.message}); resuming, try ${i + 1} of ${tries}`, pct: 0 });
       await new Promise<void>((resolve, reject) => {
@@ -94,6 +94,9 @@ async function download(url: string, dest: string, opts: FetchOptions, ctx: OpCo
   } catch (e) {
     clearTimeout(timer);
     if (ctx.signal?.aborted) throw new CanceledError(`download of ${redact(url)}`);
+    const cert = certificateProblem(e);
+    // Trying again cannot make a certificate trusted; say what would.
+    if (cert) throw new FinalDownloadError(`GET ${redact(url)}: the server's TLS certificate is not trusted (${cert}); give the agent the CA that signed it with NODE_EXTRA_CA_CERTS=<file.pem> in its environment, or serve the model from a host the system CAs trust`);
     throw new AgentJobError('DOWNLOAD_FAILED', `GET ${redact(url)}: ${stall.signal.aborted ? `no answer within ${opts.stallTimeoutS} s` : errorMessage(e)}${causeOf(e)}`);
   }
   if (res.status === 416 && have > 0) {
@@ -114,7 +117,7 @@ async function download(url: string, dest: string, opts: FetchOptions, ctx: OpCo
   } else if (res.status !== 200) {
     clearTimeout(timer);
     await res.body?.cancel();
-    throw new AgentJobError('DOWNLOAD_FAILED', `GET ${redact(url)}: HTTP ${res.status} ${res.statusText}`);
+    throw new FinalDownloadError(`GET ${redact(url)}: HTTP ${res.status} ${res.statusText}`);
   }
   const length = Number(res.headers.get('content-length') ?? NaN);
   const total = Number.isFinite(length) ? length + (append ? have : 0) : undefined;
@@ -156,6 +159,20 @@ export function redact(url: string): string {
   } catch {
     return '(unparseable URL)';
   }
+}
+
+/** A download failure that another try would only repeat (an HTTP error, an untrusted certificate). */
+class FinalDownloadError extends AgentJobError {
+  constructor(message: string) {
+    super('DOWNLOAD_FAILED', message);
+  }
+}
+
+/** fetch() reports TLS failures as "fetch failed" with the OpenSSL code on `cause`: pick those out. */
+function certificateProblem(e: unknown): string | undefined {
+  const c = (e as { cause?: { code?: string; message?: string } })?.cause;
+  if (!c?.code || !/CERT|SELF_SIGNED|UNABLE_TO_(VERIFY|GET_ISSUER)|ERR_TLS_CERT/.test(c.code)) return undefined;
+  return `${c.code}: ${c.message ?? 'certificate rejected'}`;
 }
 
 function causeOf(e: unknown): string {

@@ -2,6 +2,8 @@
 //   blobs/<sha256>.onnx   immutable model files, named by content (written to staging/, fsynced, renamed in)
 //   current.json          which blob is active, which ran before, and an activation not yet confirmed
 //   active.onnx           a symlink to the active blob, for the application that runs the model
+//   staging/<job>.part    a download in progress (kept across restarts so the job resumes it), and
+//   staging/<job>.compressed.onnx; both belong to their job and are collected once it has ended
 // current.json is the truth and is replaced atomically; the symlink is derived from it (and repaired at start).
 // An activation is first written as pending (Mender's "installed, not committed"): a crash before commit rolls it
 // back at the next start, so the device always runs a model that was checked, never a half-switched one.
@@ -57,6 +59,16 @@ export async function sha256File(path: string, signal?: AbortSignal): Promise<{ 
   return { sha256: h.digest('hex'), bytes };
 }
 
+export interface ModelStoreOptions {
+  /**
+   * Ids of the jobs still queued or running. With it, gc() removes staging files of any other job (a failed or
+   * canceled download would otherwise stay forever); without it, staging files are kept.
+   */
+  liveJobs?: () => Iterable<string>;
+}
+
+const STAGING_SUFFIX = { part: '.part', compressed: '.compressed.onnx' } as const;
+
 export class ModelStore {
   readonly dir: string;
   readonly blobs: string;
@@ -65,7 +77,7 @@ export class ModelStore {
   private readonly stateFile: string;
   private state: StoreState = { v: 1 };
 
-  constructor(stateDir: string, private readonly log: Logger) {
+  constructor(stateDir: string, private readonly log: Logger, private readonly opts: ModelStoreOptions = {}) {
     this.dir = join(stateDir, 'models');
     this.blobs = join(this.dir, 'blobs');
     this.staging = join(this.dir, 'staging');
@@ -87,6 +99,16 @@ export class ModelStore {
 
   blobPath(sha256: string): string {
     return join(this.blobs, `${sha256}.onnx`);
+  }
+
+  /** Where job `job` keeps its download (`part`) or its on-device compression output. */
+  stagingPath(job: string, kind: keyof typeof STAGING_SUFFIX): string {
+    return join(this.staging, `${job}${STAGING_SUFFIX[kind]}`);
+  }
+
+  /** Removes what job `job` staged (it has ended and will not resume). */
+  async discardStaging(job: string): Promise<void> {
+    for (const kind of Object.keys(STAGING_SUFFIX) as Array<keyof typeof STAGING_SUFFIX>) await unlink(this.stagingPath(job, kind)).catch(() => {});
   }
 
   /**
@@ -199,16 +221,23 @@ export class ModelStore {
     };
   }
 
-  /** Deletes blobs nothing refers to (a failed candidate, a model two deploys old) and stale staging files. */
-  async gc(keepStaging: (name: string) => boolean = () => true): Promise<void> {
+  /**
+   * Deletes blobs nothing refers to (a failed candidate, a model two deploys old), torn temp files, and the staging
+   * files of jobs that are no longer queued or running (when the store knows which are: ModelStoreOptions).
+   */
+  async gc(): Promise<void> {
     const keep = new Set<string>();
     const refs = [this.state.active, this.state.previous, this.state.pending?.before.active, this.state.pending?.before.previous];
     for (const r of refs) if (r) keep.add(`${r.sha256}.onnx`);
     for (const name of await readdir(this.blobs)) {
       if (!keep.has(name)) await unlink(join(this.blobs, name)).catch(() => {});
     }
+    const live = this.opts.liveJobs ? new Set(this.opts.liveJobs()) : undefined;
     for (const name of await readdir(this.staging)) {
-      if (name.endsWith('.tmp') || !keepStaging(name)) await unlink(join(this.staging, name)).catch(() => {});
+      if (name.endsWith('.tmp') || (live && !live.has(stagingOwner(name) ?? ''))) {
+        if (!name.endsWith('.tmp')) this.log.info('removing a staging file of a job that has ended', { file: name });
+        await unlink(join(this.staging, name)).catch(() => {});
+      }
     }
   }
 
@@ -242,4 +271,10 @@ export class ModelStore {
     await rename(tmp, this.activeLink);
     await fsyncDir(this.dir);
   }
+}
+
+/** The job a staging file belongs to (job ids may hold dots, so the known suffix is cut off, not split on). */
+function stagingOwner(name: string): string | undefined {
+  for (const suffix of Object.values(STAGING_SUFFIX)) if (name.endsWith(suffix) && name.length > suffix.length) return name.slice(0, -suffix.length);
+  return undefined;
 }
