@@ -103,6 +103,8 @@ t.test('deploy interrupted at random points: always the old or the new model, ne
   const span = Math.max(500, d0end.at - d0start);
   let active = a.sha256;
   const outcomes: Record<string, number> = {};
+  // The last progress step seen lags the kill (progress is rate-limited), so the offset into a deploy is kept too.
+  const offsets: number[] = [];
   const rounds = 4;
   for (let i = 1; i <= rounds; i++) {
     const target = active === a.sha256 ? b : a;
@@ -110,7 +112,9 @@ t.test('deploy interrupted at random points: always the old or the new model, ne
     await deploy(id, target);
     await ctl.waitFor((m) => m.topic === `${BASE}/jobs/${id}/status` && m.doc.state === 'IN_PROGRESS', `${id} running`, 60_000);
     // anywhere from the fetch to just past the commit
-    await sleep(Math.random() * span * 1.1);
+    const delay = Math.random() * span * 1.1;
+    offsets.push(Math.round((delay / span) * 100));
+    await sleep(delay);
     await agent.kill('SIGKILL');
     const atKill = await checkState(t, stateDir, [a.sha256, b.sha256]);
     const step = ctl.msgs.filter((m) => m.topic === `${BASE}/jobs/${id}/status`).at(-1)?.doc;
@@ -123,6 +127,6 @@ t.test('deploy interrupted at random points: always the old or the new model, ne
     t.equal(active, target.sha256, `${id}: the new model is active`);
     t.ok(atKill === undefined || [a.sha256, b.sha256].includes(atKill), 'at the kill it was the old or the new one');
   }
-  t.comment(`FAULTS agent-crash/deploy: agent SIGKILLs=${rounds} killed-during=${JSON.stringify(outcomes)} broken-models=0`);
+  t.comment(`FAULTS agent-crash/deploy: agent SIGKILLs=${rounds} killed-during=${JSON.stringify(outcomes)} at-%-of-a-deploy=${offsets.join(',')} broken-models=0`);
   await agent.kill('SIGTERM');
 });
