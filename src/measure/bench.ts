@@ -18,6 +18,8 @@ export interface BenchOptions extends BenchPlanOptions, Omit<InputOptions, 'floa
   session?: SessionSettings;
   /** feed these instead of generating inputs from the model's specs (e.g. a dataset batch) */
   inputs?: Record<string, PlainTensor>;
+  /** where `inputs` came from, for the report's notes (e.g. "the first 4 examples of data/ (idx)") */
+  inputsFrom?: string;
   /** where the device's conditions are read from; false skips the readings */
   env?: MonitorOptions | false;
 }
@@ -74,7 +76,7 @@ export async function prepareBench(modelPath: string, opts: BenchOptions): Promi
     throw e;
   }
   const model = { path, sha256: sha256(bytes), bytes: bytes.length };
-  if (opts.inputs) return { path, model, specs: undefined, inputs: opts.inputs, notes: ['inputs given by the caller'] };
+  if (opts.inputs) return { path, model, specs: undefined, inputs: opts.inputs, notes: [`inputs: ${opts.inputsFrom ?? 'given by the caller'}`] };
   const specs = inputSpecs(parseModel(bytes, path, dirname(path)));
   const gen = generateInputs(specs, opts);
   return { path, model, specs, inputs: gen.tensors, notes: gen.notes };

@@ -101,9 +101,12 @@ export function benchOptionsFromArgs(a: Omit<BenchArgs, 'model' | 'json'>): Benc
 }
 
 /** Inputs from the first batch of a dataset (`--data`), so dynamic dims take the data's sizes. */
-async function inputsFromData(model: string, data: string, batch: number | undefined, ctx: OpContext): Promise<BenchOptions['inputs']> {
+async function inputsFromData(model: string, data: string, batch: number | undefined, ctx: OpContext): Promise<Pick<BenchOptions, 'inputs' | 'inputsFrom'>> {
   const src = await openEvalData(data, await loadModel(model));
-  for await (const b of src.batches({ batchSize: batch ?? 1, limit: batch ?? 1, signal: ctx.signal })) return b.feeds;
+  for await (const b of src.batches({ batchSize: batch ?? 1, limit: batch ?? 1, signal: ctx.signal })) {
+    const rows = Object.values(b.feeds)[0]?.dims[0] ?? 1;
+    return { inputs: b.feeds, inputsFrom: `the first ${rows} example(s) of ${data} (${src.format})` };
+  }
   throw new UsageError(`--data ${data}: no examples to take inputs from`);
 }
 
@@ -117,7 +120,7 @@ export async function runBench(a: BenchArgs, ctx: OpContext = {}): Promise<Bench
   if (a.precision) throw new UsageError('--precision applies to --backend tensorrt only; for ONNX Runtime compress the model instead');
   if (a.data) {
     if (a.shape?.length) throw new UsageError('--data gives the input shapes; drop --shape');
-    opts.inputs = await inputsFromData(a.model, a.data, a.batch, ctx);
+    Object.assign(opts, await inputsFromData(a.model, a.data, a.batch, ctx));
   }
   if (a.compare) {
     if (sets.length > 1) throw new UsageError('--compare takes one shape set; measure several shapes without --compare');
