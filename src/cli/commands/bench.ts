@@ -141,7 +141,7 @@ export function benchTable(out: BenchOutput): string {
     const l = r.latencyMs;
     return [
       basename(r.model.path), r.inputs.map((i) => i.dims.join('x')).join(',') || '-', r.backend === 'tensorrt' ? 'gpu' : r.session.intraOpThreads ?? 'default',
-      l.p50, pct(r.timed.ciRelWidth), l.p90, l.p99, l.mean, l.cv, dash(r.loadMs), dash(r.firstRunMs), dash(r.peakRssMB), l.n, yesNo(r.throttled),
+      l.p50, pct(r.timed.ciRelWidth), dash(l.p90), dash(l.p99), dash(l.mean), dash(l.cv), dash(r.loadMs), dash(r.firstRunMs), dash(r.peakRssMB), dash(l.n), yesNo(r.throttled),
     ] as Array<string | number>;
   });
   return formatTable(header, rows);
