@@ -2,13 +2,13 @@
 // its own child process, with the device's speed conditions watched around it. Comparisons live in compare.ts.
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { ModelError, isENOENT, throwIfAborted } from '../errors.js';
+import { EdgetuneError, ModelError, isENOENT, throwIfAborted } from '../errors.js';
 import { parseModel, sha256 } from '../onnx/model.js';
 import { recipeLabel } from '../schema/recipe.js';
 import type { LatencyStats, Measurement, OpContext, Quality, Recipe } from '../types.js';
 import { resolvePlan, type BenchPlan, type BenchPlanOptions, type StopReason } from './bench-plan.js';
 import { EnvMonitor, type EnvReport, type MonitorOptions } from './env/monitor.js';
-import { generateInputs, inputSpecs, type InputOptions, type InputSpec } from './inputs.js';
+import { INT_RANGE, generateInputs, inputSpecs, type InputOptions, type InputSpec } from './inputs.js';
 import type { PlainTensor } from './plain-tensor.js';
 import { ModelRunner, type SessionSettings } from './runner.js';
 import type { BenchReply } from './runner-protocol.js';
@@ -18,6 +18,8 @@ export interface BenchOptions extends BenchPlanOptions, Omit<InputOptions, 'floa
   session?: SessionSettings;
   /** feed these instead of generating inputs from the model's specs (e.g. a dataset batch) */
   inputs?: Record<string, PlainTensor>;
+  /** where `inputs` came from, for the report's notes (e.g. "the first 4 examples of data/ (idx)") */
+  inputsFrom?: string;
   /** where the device's conditions are read from; false skips the readings */
   env?: MonitorOptions | false;
 }
@@ -74,7 +76,7 @@ export async function prepareBench(modelPath: string, opts: BenchOptions): Promi
     throw e;
   }
   const model = { path, sha256: sha256(bytes), bytes: bytes.length };
-  if (opts.inputs) return { path, model, specs: undefined, inputs: opts.inputs, notes: ['inputs given by the caller'] };
+  if (opts.inputs) return { path, model, specs: undefined, inputs: opts.inputs, notes: [`inputs: ${opts.inputsFrom ?? 'given by the caller'}`] };
   const specs = inputSpecs(parseModel(bytes, path, dirname(path)));
   const gen = generateInputs(specs, opts);
   return { path, model, specs, inputs: gen.tensors, notes: gen.notes };
@@ -159,13 +161,28 @@ export async function benchShapes(modelPath: string, shapeSets: ReadonlyArray<Re
         signal: ctx.signal,
         onProgress: ctx.onProgress && ((pr) => ctx.onProgress!({ ...pr, pct: (100 * i + pr.pct) / sets.length })),
       };
-      out.push(await benchLoaded(runner, p, s.inputs, runner.pinned ? [...s.notes, runner.pinned] : s.notes, plan, opts, scaled));
+      try {
+        out.push(await benchLoaded(runner, p, s.inputs, runner.pinned ? [...s.notes, runner.pinned] : s.notes, plan, opts, scaled));
+      } catch (e) {
+        throw p.specs ? withGeneratedHint(e, p.specs, s.inputs) : e;
+      }
     }
     ctx.onProgress?.({ step: 'done', pct: 100 });
     return out;
   } finally {
     await runner.close();
   }
+}
+
+/**
+ * A run that failed on generated inputs may have failed because of their values: integer inputs are often settings
+ * (a sample rate, token ids) the model checks. The error then says which inputs were random and how to give real ones.
+ */
+function withGeneratedHint(e: unknown, specs: readonly InputSpec[], inputs: Record<string, PlainTensor>): unknown {
+  if (!(e instanceof EdgetuneError) || e.code !== 'BENCH_FAILED') return e;
+  const ints = specs.filter((s) => s.dtype && /int/.test(s.dtype) && inputs[s.name]).map((s) => `"${s.name}" (${s.dtype})`);
+  if (ints.length === 0) return e;
+  return new EdgetuneError('BENCH_FAILED', `${e.message}. The inputs were generated: ${ints.join(', ')} got random integers in [0, ${INT_RANGE}); if the model needs particular values (a sample rate, token ids, a state), give real inputs with --data`, { cause: e });
 }
 
 /** A BenchResult as the Measurement tune and reports use. Values the backend did not give become NaN. */

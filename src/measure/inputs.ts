@@ -40,7 +40,7 @@ export interface GeneratedInputs {
 // Names exporters give the batch dim; wherever they appear, the batch size is the sensible value.
 const BATCH_NAMES = /^(n|b|bs|batch|batch_?size|batches|num_?batch(es)?)$/i;
 // Integer inputs are often ids or indices; small non-negative values are valid for nearly any vocabulary.
-const INT_RANGE = 8;
+export const INT_RANGE = 8;
 // Beyond this an input would not fit in memory on the devices we target (2^28 float32 = 1 GiB).
 const MAX_ELEMENTS = 2 ** 28;
 

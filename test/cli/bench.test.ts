@@ -80,6 +80,35 @@ t.test('edgetune bench --json', async (t) => {
   t.ok('throttled' in out && out.env, 'conditions are in the JSON');
 });
 
+t.test('edgetune bench --data takes the inputs from the dataset', async (t) => {
+  // The example model's input is [N,1,28,28]: N comes from --batch, which also sizes the --data batch.
+  const model = 'examples/fashion-mnist/model.onnx';
+  const r = await cli(['bench', model, '--data', 'examples/fashion-mnist', '--batch', '3', '--json', '--runs', '4', '--warmup', '1', '--threads', '1']);
+  t.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as BenchResult;
+  t.same(out.inputs, [{ name: 'input', dtype: 'float32', dims: [3, 1, 28, 28] }], 'three examples of the IDX set, 28x28 from its images');
+  t.same(out.notes.filter((n) => n.startsWith('inputs')), ['inputs: the first 3 example(s) of examples/fashion-mnist (idx)'], 'the report names the dataset as the source');
+  t.notOk(out.notes.some((n) => /batch default|generated|random/.test(n)), 'nothing was generated');
+  t.equal(out.latencyMs.n, 4);
+  const shaped = await cli(['bench', model, '--data', 'examples/fashion-mnist', '--shape', 'input=2x1x28x28']);
+  t.equal(shaped.code, 2, 'the dataset gives the shapes: --shape is refused');
+  t.match(shaped.stderr, /--data gives the input shapes; drop --shape/);
+
+  // A model whose image dims are dynamic: only the dataset can size them (generated inputs are refused).
+  const g = new GraphBuilder('images');
+  g.input('x', DT.FLOAT, ['N', 'h', 'w']);
+  g.node('Relu', ['x'], { outputs: ['y'] });
+  g.output('y', DT.FLOAT, ['N', 'h', 'w']);
+  const dynamic = join(t.testdir(), 'dynamic.onnx');
+  await saveModel(buildModel(g.graph), dynamic);
+  const fromData = await cli(['bench', dynamic, '--data', 'examples/fashion-mnist', '--batch', '2', '--json', '--runs', '3', '--warmup', '1']);
+  t.equal(fromData.code, 0, fromData.stderr);
+  t.same((JSON.parse(fromData.stdout) as BenchResult).inputs[0].dims, [2, 28, 28], 'h and w are the IDX images\' 28x28');
+  const generated = await cli(['bench', dynamic, '--batch', '2', '--runs', '3']);
+  t.equal(generated.code, 2);
+  t.match(generated.stderr, /input "x" dim 1 \("h"\) is dynamic and has no default/);
+});
+
 t.test('edgetune bench: two shapes, then a comparison', async (t) => {
   const dir = t.testdir();
   const a = await tiny(dir, 'first');

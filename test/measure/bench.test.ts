@@ -100,7 +100,7 @@ t.test('given inputs are used as they are; toMeasurement', async (t) => {
   const path = await dense(t.testdir(), 'dense', false);
   const r = await benchModel(path, { ...QUICK, env: false, inputs: { x: { dtype: 'float32', dims: [3, 16], data: new Float32Array(48) } } });
   t.same(r.inputs, [{ name: 'x', dtype: 'float32', dims: [3, 16] }]);
-  t.same(r.notes, ['inputs given by the caller']);
+  t.same(r.notes, ['inputs: given by the caller']);
   const m = toMeasurement(r, { v: 1, quantize: { mode: 'dynamic' } }, { accuracy: 0.9 });
   t.same(m, {
     v: 1, recipe: { v: 1, quantize: { mode: 'dynamic' } }, label: 'int8-dynamic', model: { sha256: r.model.sha256, bytes: r.model.bytes },

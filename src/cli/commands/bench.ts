@@ -101,9 +101,12 @@ export function benchOptionsFromArgs(a: Omit<BenchArgs, 'model' | 'json'>): Benc
 }
 
 /** Inputs from the first batch of a dataset (`--data`), so dynamic dims take the data's sizes. */
-async function inputsFromData(model: string, data: string, batch: number | undefined, ctx: OpContext): Promise<BenchOptions['inputs']> {
+async function inputsFromData(model: string, data: string, batch: number | undefined, ctx: OpContext): Promise<Pick<BenchOptions, 'inputs' | 'inputsFrom'>> {
   const src = await openEvalData(data, await loadModel(model));
-  for await (const b of src.batches({ batchSize: batch ?? 1, limit: batch ?? 1, signal: ctx.signal })) return b.feeds;
+  for await (const b of src.batches({ batchSize: batch ?? 1, limit: batch ?? 1, signal: ctx.signal })) {
+    const rows = Object.values(b.feeds)[0]?.dims[0] ?? 1;
+    return { inputs: b.feeds, inputsFrom: `the first ${rows} example(s) of ${data} (${src.format})` };
+  }
   throw new UsageError(`--data ${data}: no examples to take inputs from`);
 }
 
@@ -117,7 +120,7 @@ export async function runBench(a: BenchArgs, ctx: OpContext = {}): Promise<Bench
   if (a.precision) throw new UsageError('--precision applies to --backend tensorrt only; for ONNX Runtime compress the model instead');
   if (a.data) {
     if (a.shape?.length) throw new UsageError('--data gives the input shapes; drop --shape');
-    opts.inputs = await inputsFromData(a.model, a.data, a.batch, ctx);
+    Object.assign(opts, await inputsFromData(a.model, a.data, a.batch, ctx));
   }
   if (a.compare) {
     if (sets.length > 1) throw new UsageError('--compare takes one shape set; measure several shapes without --compare');
@@ -138,7 +141,7 @@ export function benchTable(out: BenchOutput): string {
     const l = r.latencyMs;
     return [
       basename(r.model.path), r.inputs.map((i) => i.dims.join('x')).join(',') || '-', r.backend === 'tensorrt' ? 'gpu' : r.session.intraOpThreads ?? 'default',
-      l.p50, pct(r.timed.ciRelWidth), l.p90, l.p99, l.mean, l.cv, dash(r.loadMs), dash(r.firstRunMs), dash(r.peakRssMB), l.n, yesNo(r.throttled),
+      l.p50, pct(r.timed.ciRelWidth), dash(l.p90), dash(l.p99), dash(l.mean), dash(l.cv), dash(r.loadMs), dash(r.firstRunMs), dash(r.peakRssMB), dash(l.n), yesNo(r.throttled),
     ] as Array<string | number>;
   });
   return formatTable(header, rows);

@@ -1,17 +1,17 @@
 // Jetson GPU backend: onnxruntime-node on arm64 is CPU-only, but JetPack ships TensorRT's `trtexec`. When it is
 // present, this builds an fp16/int8 engine from the ONNX file with it, runs its timed loop, and turns the per-run
-// times it exports into the same BenchResult as the ONNX Runtime path.
+// times it exports into the same BenchResult as the ONNX Runtime path (or, when there are none, its log's summary).
 import { spawn } from 'node:child_process';
 import { access, constants, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
-import { CanceledError, EdgetuneError, UsageError, throwIfAborted } from '../../errors.js';
-import type { OpContext } from '../../types.js';
+import { CanceledError, EdgetuneError, UsageError, isENOENT, throwIfAborted } from '../../errors.js';
+import type { LatencyStats, OpContext } from '../../types.js';
 import { describeInputs, prepareBench, resultNotes, timedOf, type BenchResult } from '../bench.js';
 import { ciRelWidthOf, resolvePlan } from '../bench-plan.js';
 import { EnvMonitor, type MonitorOptions } from '../env/monitor.js';
 import { latencyStats, sortedCopy } from '../stats.js';
-import { parseTrtexecLog, parseTrtexecTimes, versionFromTag, type TrtexecReport } from './trtexec-log.js';
+import { parseTrtexecLog, parseTrtexecTimes, summaryStats, versionFromTag, type TrtexecReport } from './trtexec-log.js';
 
 export type TrtPrecision = 'fp32' | 'fp16' | 'int8' | 'best';
 
@@ -123,6 +123,40 @@ function crossCheck(report: TrtexecReport, p50: number): string | undefined {
   return off > 0.05 ? `trtexec's own median latency is ${theirs} ms against ${p50.toFixed(3)} ms from its per-run times; the summary may cover other runs` : undefined;
 }
 
+interface TrtLatency {
+  stats: LatencyStats;
+  /** empty when only the log's summary was available */
+  samplesMs: number[];
+  /** what the numbers are, for the first note */
+  source: string;
+  notes: string[];
+}
+
+/**
+ * Latency from the per-run times trtexec exported, or, when that file is missing or unreadable (an old trtexec
+ * without --exportTimes, a full disk, a run cut short), from the log's performance summary: the same LatencyStats
+ * shape with what the summary does not give as NaN, and a note saying so. Throws BENCH_FAILED when neither exists.
+ */
+async function latencyOf(timesPath: string, report: TrtexecReport, modelPath: string): Promise<TrtLatency> {
+  let why: string;
+  try {
+    const times = parseTrtexecTimes(await readFile(timesPath, 'utf8'), timesPath);
+    return { stats: latencyStats(times.samplesMs), samplesMs: times.samplesMs, source: `samples are trtexec's ${times.field} per inference`, notes: [] };
+  } catch (e) {
+    why = isENOENT(e) ? `trtexec wrote no per-run times to ${timesPath} (this trtexec may not support --exportTimes)` : (e as Error).message;
+  }
+  const summary = summaryStats(report);
+  if (!summary) {
+    throw new EdgetuneError('BENCH_FAILED', `${modelPath}: no latency to report: ${why}, and the log has no performance summary (no "Latency" or "GPU Compute" median)`);
+  }
+  return {
+    stats: summary.stats,
+    samplesMs: [],
+    source: `only summary percentiles were available: latency is trtexec's printed "${summary.row}" summary, not per-run samples`,
+    notes: [`${why}; fell back to the log's summary, which does not give ${summary.missing.join(', ')} (NaN in the result)`],
+  };
+}
+
 /**
  * Builds a TensorRT engine from the model with trtexec, measures it, and reports it like an ONNX Runtime bench.
  * int8 without a calibration cache uses placeholder scales: its latency is real, its outputs are not.
@@ -149,30 +183,24 @@ export async function benchTensorRT(modelPath: string, opts: TensorRtOptions = {
       const tail = run.log.trim().split('\n').filter((l) => /\[E\]|error|FAILED/i.test(l)).slice(-5).join(' | ');
       throw new EdgetuneError('BENCH_FAILED', `${p.path}: trtexec failed (exit code ${run.code})${tail ? `: ${tail}` : ''}`);
     }
-    let timesText: string;
-    try {
-      timesText = await readFile(timesPath, 'utf8');
-    } catch {
-      throw new EdgetuneError('BENCH_FAILED', `${p.path}: trtexec finished but wrote no per-run times to ${timesPath}; this trtexec may not support --exportTimes`);
-    }
-    const times = parseTrtexecTimes(timesText, timesPath);
     const env = await monitor?.stop();
     const plan = resolvePlan({ ciRelWidth: Infinity });
-    const timed = timedOf(plan, { timedWallMs: (report.walltimeS ?? NaN) * 1000, stopReason: 'max-ms', ciRelWidth: ciRelWidthOf(sortedCopy(times.samplesMs)) });
-    const stats = latencyStats(times.samplesMs);
+    const lat = await latencyOf(timesPath, report, p.path);
+    const timed = timedOf(plan, { timedWallMs: (report.walltimeS ?? NaN) * 1000, stopReason: 'max-ms', ciRelWidth: ciRelWidthOf(sortedCopy(lat.samplesMs)) });
     const version = report.version ?? (report.versionTag ? versionFromTag(report.versionTag) : undefined);
     const notes = [
-      `TensorRT ${version ?? '(version not printed)'} ${precision} engine built by trtexec${report.buildS !== undefined ? ` in ${report.buildS} s` : ''}; samples are trtexec's ${times.field} per inference`,
+      `TensorRT ${version ?? '(version not printed)'} ${precision} engine built by trtexec${report.buildS !== undefined ? ` in ${report.buildS} s` : ''}; ${lat.source}`,
+      ...lat.notes,
       ...(precision === 'int8' ? ['int8 without a calibration cache: latency is representative, outputs are not'] : []),
       ...(report.gpuCvPercent !== undefined ? [`trtexec warns that GPU compute time is unstable (CV ${report.gpuCvPercent} %)`] : []),
       ...(report.deserializeS === undefined ? ['load time unknown: this trtexec does not print the engine deserialisation time'] : []),
       'first-run time unknown: trtexec does not report its first inference',
-      ...[crossCheck(report, stats.p50)].filter((x): x is string => x !== undefined),
+      ...(lat.samplesMs.length ? [crossCheck(report, lat.stats.p50)].filter((x): x is string => x !== undefined) : []),
       ...resultNotes(plan, timed, env),
     ];
     return {
-      v: 1, backend: 'tensorrt', model: p.model, session: {}, inputs: describeInputs(p.inputs), latencyMs: stats,
-      samplesMs: times.samplesMs, ...(report.deserializeS !== undefined ? { loadMs: report.deserializeS * 1000 } : {}),
+      v: 1, backend: 'tensorrt', model: p.model, session: {}, inputs: describeInputs(p.inputs), latencyMs: lat.stats,
+      samplesMs: lat.samplesMs, ...(report.deserializeS !== undefined ? { loadMs: report.deserializeS * 1000 } : {}),
       ...(run.peakRssMB !== undefined ? { peakRssMB: run.peakRssMB } : {}), warmupRuns: report.warmupQueries ?? 0,
       timed, ...(env ? { env } : {}), throttled: env?.throttled ?? null, notes,
     };

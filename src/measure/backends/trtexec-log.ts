@@ -1,4 +1,5 @@
 // Parsers for what TensorRT's `trtexec` prints and writes. Pure functions over text.
+import type { LatencyStats } from '../../types.js';
 //
 // The performance summary has had two layouts:
 //   TensorRT 8+:  "[I] Latency: min = 1.2 ms, max = 1.5 ms, mean = 1.3 ms, median = 1.3 ms, percentile(99%) = 1.4 ms"
@@ -176,4 +177,30 @@ export function parseTrtexecTimes(json: string, name = 'times file'): TrtTimes {
   });
   if (span) return { samplesMs: span, field: 'compute span' };
   throw new RangeError(`${name}: records have none of latencyMs, computeMs or startComputeMs/endComputeMs`);
+}
+
+/** Which summary row summaryStats took: host latency (what `latencyMs` per-run times hold) or GPU compute. */
+export type SummaryRow = 'Latency' | 'GPU Compute Time';
+
+/**
+ * LatencyStats from the log's performance summary alone, for when the per-run times file is missing or unreadable:
+ * the row's median and the percentiles trtexec printed (90/95 only from TensorRT 8.6), its mean; what it does not
+ * print (std, CV, the CI of the median, p90/p95 on older versions) is NaN, and n is the "Timing trace has N
+ * queries" count or NaN. Undefined when the summary has no median to give.
+ */
+export function summaryStats(report: TrtexecReport): { stats: LatencyStats; row: SummaryRow; missing: string[] } | undefined {
+  const pick: Array<[TrtStats | undefined, SummaryRow]> = [[report.latency, 'Latency'], [report.gpuCompute, 'GPU Compute Time']];
+  const found = pick.find(([s]) => s?.median !== undefined);
+  if (!found) return undefined;
+  const [s, row] = found as [TrtStats, SummaryRow];
+  const p = (k: number) => s.percentiles[k] ?? NaN;
+  const stats: LatencyStats = {
+    p50: s.median!, p90: p(90), p95: p(95), p99: p(99), mean: s.mean ?? NaN, std: NaN, cv: NaN,
+    n: report.queries ?? NaN, ci95p50: [NaN, NaN],
+  };
+  const missing = [
+    ...(['p90', 'p95', 'p99', 'mean'] as const).filter((k) => Number.isNaN(stats[k])),
+    'std', 'cv', 'ci95p50', ...(report.queries === undefined ? ['n'] : []),
+  ];
+  return { stats, row, missing };
 }

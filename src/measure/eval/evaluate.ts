@@ -89,7 +89,11 @@ export async function evaluateModel(o: EvalOptions, ctx: OpContext = {}): Promis
   let data = await openEvalData(o.data, parsed, o.image);
   if (o.labels) data = withLabels(data, await readLabels(o.labels, data.classes), o.labels);
   const notes = [...data.notes];
-  const fixedBatch = specs.map((s) => s.shape?.[0]).find((d): d is number => typeof d === 'number');
+  // Examples are counted on the first input's dim 0 (examplesIn), so only that dim can fix the batch: another
+  // input's fixed dim 0 is not a batch (Silero's state is [2, batch, 128]). ONNX test-data sets are fed whole, each
+  // already checked against every fixed dim when the folder was opened, so no set is skipped for its size.
+  const first0 = specs[0]?.shape?.[0];
+  const fixedBatch = data.format !== 'testdata' && typeof first0 === 'number' ? first0 : undefined;
   const batchSize = fixedBatch ?? o.batchSize ?? 32;
   if (fixedBatch !== undefined && o.batchSize !== undefined && o.batchSize !== fixedBatch) {
     notes.push(`the model fixes its batch at ${fixedBatch}; --batch ${o.batchSize} is ignored`);

@@ -45,13 +45,14 @@ t.test('found through $TRTEXEC and PATH', async (t) => {
   t.equal(await findTrtexec({ PATH: join(dir, 'bin'), TRTEXEC: join(dir, 'other/trtexec') }), join(dir, 'other/trtexec'), '$TRTEXEC wins');
 });
 
-// A stand-in executable that replays a recorded trtexec log (Jetson Nano, TensorRT 8) and writes the per-run
-// times file where --exportTimes asks: it exercises the process handling, parsing and result assembly without a GPU.
-function replayTrtexec(dir: string, log: string, exitCode = 0): string {
+// A stand-in executable that replays a recorded trtexec log and writes a per-run times file where --exportTimes
+// asks (`times`: a file to copy, or 'none' to write nothing like a trtexec without --exportTimes): it exercises the
+// process handling, parsing and result assembly without a GPU.
+function replayTrtexec(dir: string, log: string, exitCode = 0, times: string = join(FIX, 'times-constructed.json')): string {
   const script = join(dir, 'trtexec');
   const body = [
     '#!/bin/sh',
-    'for a in "$@"; do case "$a" in --exportTimes=*) cp "' + join(FIX, 'times-constructed.json') + '" "${a#--exportTimes=}";; esac; done',
+    ...(times === 'none' ? [] : ['for a in "$@"; do case "$a" in --exportTimes=*) cp "' + times + '" "${a#--exportTimes=}";; esac; done']),
     `cat "${log}"`,
     `exit ${exitCode}`,
   ].join('\n');
@@ -76,6 +77,55 @@ t.test('a replayed trtexec run becomes a BenchResult', async (t) => {
   t.match(r.notes.join('\n'), /fp16 engine built by trtexec; samples are trtexec's latencyMs/);
   t.match(r.notes.join('\n'), /first-run time unknown/);
   t.match(r.notes.join('\n'), /trtexec's own median latency is 101\.092 ms against 90\.338 ms/, 'the constructed times disagree with the log: said');
+});
+
+t.test('no per-run times: the summaries of the recorded logs fill the same result shape, flagged', async (t) => {
+  const dir = t.testdir({});
+  const model = await relu(dir);
+  const cases: Array<{ log: string; row: string; stats: Partial<Record<'p50' | 'p90' | 'p95' | 'p99' | 'mean', number>>; nan: string[] }> = [
+    // TensorRT 8 one-line rows: median, mean and p99 printed; no p90/p95, no query count.
+    { log: 'jetson-nano-trt8-fp16.log', row: 'Latency', stats: { p50: 101.092, p99: 104.225, mean: 101.425 }, nan: ['p90', 'p95', 'std', 'cv', 'n'] },
+    // TensorRT 10 (8.6+) prints p90 and p95 too.
+    { log: 'jetson-agx-orin-trt10.log', row: 'Latency', stats: { p50: 76.3436, p90: 76.4209, p95: 76.446, p99: 76.4476, mean: 76.3344 }, nan: ['std', 'cv', 'n'] },
+    // TensorRT 7 block layout ("Host Latency" header).
+    { log: 'jetson-agx-xavier-trt7.log', row: 'Latency', stats: { p50: 6.60986, p99: 8.90259, mean: 6.84532 }, nan: ['p90', 'p95', 'std'] },
+    // Only Enqueue and GPU Compute blocks were posted: GPU compute is what there is.
+    { log: 'rtx2080-trt7-gpu-compute.log', row: 'GPU Compute Time', stats: { p50: 9.17056, p99: 9.88184, mean: 9.19428 }, nan: ['p90', 'p95'] },
+    { log: 'jetson-xavier-agx-trt84.log', row: 'Latency', stats: { p50: 0.401947, p99: 0.420288, mean: 0.402238 }, nan: ['p90'] },
+    { log: 'jetson-pasted-summary.log', row: 'Latency', stats: { p50: 6.02185, p99: 6.17407, mean: 5.93288 }, nan: ['p95'] },
+  ];
+  for (const c of cases) {
+    await t.test(c.log, async (t) => {
+      const trtexec = replayTrtexec(t.testdir({}), join(FIX, c.log), 0, 'none');
+      const r = await benchTensorRT(model, { trtexec, env: false });
+      t.equal(r.backend, 'tensorrt');
+      t.same(r.samplesMs, [], 'no per-run samples exist');
+      t.match(r.latencyMs, c.stats);
+      for (const k of c.nan) t.ok(Number.isNaN(r.latencyMs[k as 'p90']), `${k} is not in the summary: NaN, not a made-up number`);
+      t.ok(Number.isNaN(r.latencyMs.ci95p50[0]) && Number.isNaN(r.latencyMs.ci95p50[1]), 'no CI of the median without samples');
+      t.equal(r.timed.ciRelWidth, undefined);
+      const notes = r.notes.join('\n');
+      t.match(notes, new RegExp(`only summary percentiles were available: latency is trtexec's printed "${c.row}" summary`));
+      t.match(notes, /wrote no per-run times to .*times\.json \(this trtexec may not support --exportTimes\); fell back to the log's summary, which does not give .*std, cv, ci95p50/);
+      t.notMatch(notes, /own median latency/, 'no cross-check against samples that do not exist');
+    });
+  }
+});
+
+t.test('an unreadable times file falls back too, and says why', async (t) => {
+  const dir = t.testdir({ 'bad.json': '[{"latencyMs": 90.3}, {"latencyMs": ' });
+  const model = await relu(dir);
+  const trtexec = replayTrtexec(dir, join(FIX, 'jetson-nano-trt8-fp16.log'), 0, join(dir, 'bad.json'));
+  const r = await benchTensorRT(model, { trtexec, env: false });
+  t.equal(r.latencyMs.p50, 101.092);
+  t.match(r.notes.join('\n'), /times\.json: not JSON .*; fell back to the log's summary/);
+});
+
+t.test('neither times nor a summary: BENCH_FAILED naming both', async (t) => {
+  const dir = t.testdir({ 'bare.log': '&&&& RUNNING TensorRT.trtexec [TensorRT v8201] # trtexec\n&&&& PASSED TensorRT.trtexec [TensorRT v8201] # trtexec\n' });
+  const model = await relu(dir);
+  const trtexec = replayTrtexec(dir, join(dir, 'bare.log'), 0, 'none');
+  await t.rejects(benchTensorRT(model, { trtexec, env: false }), { code: 'BENCH_FAILED', message: /no latency to report: trtexec wrote no per-run times .* and the log has no performance summary/ });
 });
 
 t.test('a failing trtexec gives BENCH_FAILED with its error lines', async (t) => {

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
-import { parseTrtexecLog, parseTrtexecTimes, versionFromTag } from '../../../src/measure/backends/trtexec-log.js';
+import { parseTrtexecLog, parseTrtexecTimes, summaryStats, versionFromTag } from '../../../src/measure/backends/trtexec-log.js';
 
 const fixture = (name: string) => readFileSync(new URL(`../../fixtures/measure/trtexec/${name}`, import.meta.url), 'utf8');
 
@@ -95,4 +95,16 @@ t.test('--exportTimes records', async (t) => {
   t.throws(() => parseTrtexecTimes('[{"latencyMs": 1}', 't.json'), /t\.json: not JSON/);
   t.throws(() => parseTrtexecTimes('[]'), /non-empty JSON array/);
   t.throws(() => parseTrtexecTimes('[{"foo": 1}]'), /none of latencyMs/);
+});
+
+t.test('summary statistics when there are no per-run times', async (t) => {
+  const nano = summaryStats(parseTrtexecLog(fixture('jetson-nano-trt8-fp16.log')))!;
+  t.equal(nano.row, 'Latency', 'host latency, as the per-run latencyMs, is preferred over GPU compute');
+  t.match(nano.stats, { p50: 101.092, p99: 104.225, mean: 101.425 });
+  t.same(nano.missing, ['p90', 'p95', 'std', 'cv', 'ci95p50', 'n']);
+  const counted = summaryStats(parseTrtexecLog('[I] Timing trace has 35 queries over 3.16419 s\n[I] Latency: min = 1 ms, max = 3 ms, mean = 2 ms, median = 2 ms, percentile(90%) = 2.5 ms, percentile(95%) = 2.8 ms, percentile(99%) = 3 ms'))!;
+  t.equal(counted.stats.n, 35, 'n from the timing trace when printed');
+  t.same(counted.missing, ['std', 'cv', 'ci95p50']);
+  t.equal(summaryStats(parseTrtexecLog(fixture('rtx2080-trt7-gpu-compute.log')))?.row, 'GPU Compute Time');
+  t.equal(summaryStats(parseTrtexecLog('&&&& PASSED TensorRT.trtexec')), undefined, 'no median anywhere: nothing to report');
 });
