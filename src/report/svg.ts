@@ -54,9 +54,10 @@ export function scatterSvg(points: readonly ScatterPoint[], o: ScatterOptions): 
   const finite = points.filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y));
   const xs = [...finite.map((p) => p.x), ...(o.xLine ? [o.xLine.at] : [])];
   const ys = [...finite.map((p) => p.y), ...(o.yLine ? [o.yLine.at] : [])];
-  const pad = (lo: number, hi: number) => { const d = hi - lo || Math.abs(hi) * 0.1 || 1; return [lo - d * 0.06, hi + d * 0.06] as const; };
+  const pad = (lo: number, hi: number, top = 0.06) => { const d = hi - lo || Math.abs(hi) * 0.1 || 1; return [lo - d * 0.06, hi + d * top] as const; };
   const [x0, x1] = xs.length ? pad(Math.min(0, ...xs), Math.max(...xs)) : [0, 1];
-  const [y0, y1] = ys.length ? pad(Math.min(...ys), Math.max(...ys)) : [0, 1];
+  // More room above: the best candidates sit at the top, with the chosen one's label.
+  const [y0, y1] = ys.length ? pad(Math.min(...ys), Math.max(...ys), 0.15) : [0, 1];
   const sx = (x: number) => m.l + ((x - x0) / (x1 - x0)) * pw;
   const sy = (y: number) => m.t + ph - ((y - y0) / (y1 - y0)) * ph;
   const parts: string[] = [];
@@ -80,8 +81,8 @@ export function scatterSvg(points: readonly ScatterPoint[], o: ScatterOptions): 
   if (o.xLine) {
     const x = sx(o.xLine.at).toFixed(1);
     parts.push(`<line class="budget" x1="${x}" y1="${m.t}" x2="${x}" y2="${m.t + ph}" stroke="${COLORS.line}" stroke-width="1.5" stroke-dasharray="6 4"/>`);
-    const right = Number(x) > m.l + pw * 0.7;
-    parts.push(`<text x="${Number(x) + (right ? -4 : 4)}" y="${m.t + 14}" text-anchor="${right ? 'end' : 'start'}" fill="${COLORS.line}">${escapeXml(o.xLine.label)}</text>`);
+    // Written along the line, halfway down: the top holds the best points and the bottom the quality floor's label.
+    parts.push(`<text transform="translate(${Number(x) - 5} ${m.t + ph / 2}) rotate(-90)" text-anchor="middle" fill="${COLORS.line}">${escapeXml(o.xLine.label)}</text>`);
   }
   if (o.connectFront) {
     const front = finite.filter((p) => p.role === 'front' || p.role === 'chosen').sort((a, b) => a.x - b.x);
@@ -93,7 +94,8 @@ export function scatterSvg(points: readonly ScatterPoint[], o: ScatterOptions): 
     const title = `<title>${escapeXml(p.detail ?? `${p.label}: ${fmt(p.x)}, ${fmt(p.y)}`)}</title>`;
     if (p.role === 'chosen') {
       parts.push(`<g class="chosen"><circle cx="${cx}" cy="${cy}" r="9" fill="none" stroke="${COLORS.chosen}" stroke-width="2.5"/><circle cx="${cx}" cy="${cy}" r="4.5" fill="${COLORS.chosen}">${title}</circle>`);
-      parts.push(`<text x="${Number(cx) + 12}" y="${Number(cy) - 8}" fill="${COLORS.chosen}" font-weight="600">${escapeXml(p.label)}</text></g>`);
+      const below = Number(cy) - m.t < 24;
+      parts.push(`<text x="${Number(cx) + 12}" y="${Number(cy) + (below ? 20 : -8)}" fill="${COLORS.chosen}" font-weight="600">${escapeXml(p.label)}</text></g>`);
     } else if (p.role === 'predicted') {
       parts.push(`<circle class="predicted" cx="${cx}" cy="${cy}" r="3.5" fill="none" stroke="${COLORS.plain}" stroke-dasharray="2 1.5">${title}</circle>`);
     } else if (p.role === 'baseline') {
