@@ -259,7 +259,7 @@ t.test('the real PP-OCR cls model (opset 9, every weight a Constant node): raise
   t.ok(cosine(ref, out) > 0.99, `cosine ${cosine(ref, out)}`);
 });
 
-t.test('old opsets: raised to 13 when safe (Slice/Squeeze/Softmax converted), per-tensor when not, skipped below 10', async (t) => {
+t.test('old opsets: raised to 13 when safe (Slice/Squeeze/Softmax converted), skipped below 10 when not (per-tensor: next test)', async (t) => {
   const build = (opset: number, softmaxAxis: number) => {
     const b = new GraphBuilder('old');
     const x = b.input('x', DT.FLOAT, [1, 8, 6, 6]);
@@ -286,6 +286,35 @@ t.test('old opsets: raised to 13 when safe (Slice/Squeeze/Softmax converted), pe
   const res = await applyRecipe(unsafe, staticRecipe(), ctx);
   t.equal(res.passes[0].changed.length, 0);
   t.match(res.warnings.join('\n'), /opset 9 < 10/);
+});
+
+t.test('opset 11 that cannot be raised (an op the upgrader does not know): per-tensor weights, still fused and close', async (t) => {
+  const b = new GraphBuilder('op11');
+  const x = b.input('x', DT.FLOAT, [2, 8, 6, 6]);
+  const c1 = b.op('Conv', [x, b.initializer('w1', DT.FLOAT, [16, 8, 3, 3], randomFloats(16 * 72, 81, 0.2))], { pads: [1, 1, 1, 1] }, 'conv1');
+  const c2 = b.op('Conv', [b.op('Relu', [c1]), b.initializer('w2', DT.FLOAT, [8, 16, 3, 3], randomFloats(8 * 144, 82, 0.1))], { pads: [1, 1, 1, 1] }, 'conv2');
+  // Sinh-9 means the same at 13, but the upgrader has no entry for it: it must block the raise, not guess.
+  b.output(b.op('Sinh', [b.op('Relu', [c2])], undefined, 'unknown_to_upgrader'), DT.FLOAT);
+  const m = buildModel(b.graph, { '': 11 }, 6);
+  const res = await applyRecipe(m, staticRecipe(), ctx);
+  t.equal(Number(res.model.proto.opsetImport.find((o) => o.domain === '')!.version), 11, 'opset left at 11');
+  t.match(res.warnings.join('\n'), /per-tensor weights: per-channel QDQ needs opset 13 and this opset-11 model cannot be raised safely \(op Sinh \("unknown_to_upgrader"\)/);
+  const changed = Object.fromEntries(res.passes[0].changed.map((c) => [c.node, c.what]));
+  t.match(changed.conv1, /per-tensor weights \[16x8x3x3\]/);
+  t.match(changed.conv2, /per-tensor weights \[8x16x3x3\]/);
+  const g = res.model.proto.graph!;
+  const wDq = g.node.filter((n) => n.opType === 'DequantizeLinear' && /^w[12]_quantized/.test(n.input[0]));
+  t.equal(wDq.length, 2, 'one weight DequantizeLinear per conv');
+  for (const n of wDq) {
+    t.notOk(n.attribute.some((a) => a.name === 'axis'), `${n.name}: no axis attribute (DequantizeLinear-10 has none)`);
+    t.same(g.initializer.find((i) => i.name === n.input[1])!.dims, [], `${n.name}: one scale for the whole tensor`);
+  }
+  const ops = await optimizedOps(t.testdir(), res.model, 'op11');
+  t.equal(ops.filter((o) => o === 'QLinearConv').length, 2, `QLinearConv at opset 11: ${ops.join(' ')}`);
+  const feeds = { x: new ort.Tensor('float32', randomFloats(2 * 288, 83), [2, 8, 6, 6]) };
+  const ref = Object.values(await runOnce(modelBytes(m), feeds))[0];
+  const out = Object.values(await runOnce(modelBytes(res.model), feeds))[0];
+  t.ok(cosine(ref, out) > 0.99, `cosine ${cosine(ref, out)}`);
 });
 
 t.test('BatchNormalization folds into the conv before quantizing', async (t) => {
