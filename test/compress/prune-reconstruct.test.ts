@@ -10,9 +10,9 @@ import { pruneChannels } from '../../src/compress/prune/channel.js';
 import { reconstruct } from '../../src/compress/prune/reconstruct.js';
 import { replaceInput } from '../../src/compress/prune/tensors.js';
 import { applyRecipe } from '../../src/compress/pipeline.js';
-import { loadIdxClassification, type ClassificationSet } from '../../src/measure/datasets/idx.js';
-import type { DataSource } from '../../src/measure/datasets/source.js';
+import { loadIdxClassification } from '../../src/measure/datasets/idx.js';
 import { cosine, ort, randomFloats, runOnce } from '../helpers/ort.js';
+import { idxSource } from '../helpers/idx.js';
 
 t.test('normal equations recover an exact linear map and measure residuals from the sums', async (t) => {
   const k = 6, m = 3, rows = 50;
@@ -95,20 +95,6 @@ t.test('reconstruction refits Conv (stride, dilation, pads), Gemm (transB, alpha
   const [a, b] = [await runOnce(modelBytes(teacher), feeds), await runOnce(modelBytes(student), feeds)];
   t.ok(cosine(a.y, b.y) > 0.9999, `held-out inputs agree too (cosine ${cosine(a.y, b.y).toFixed(6)})`);
 });
-
-/** An IDX set as a DataSource over examples [from, from + count). */
-function idxSource(set: ClassificationSet, from: number, count: number): DataSource {
-  return {
-    name: `fashion-mnist t10k[${from}..${from + count})`, count,
-    async *batches(o = {}) {
-      const bs = o.batchSize ?? 32, lim = Math.min(o.limit ?? count, count);
-      for (let s = 0; s < lim; s += bs) {
-        const n = Math.min(bs, lim - s), st = from + s;
-        yield { feeds: { input: { dtype: 'float32', dims: [n, 1, 28, 28], data: set.images.slice(st * 784, (st + n) * 784) } }, labels: set.labels.subarray(st, st + n) };
-      }
-    },
-  };
-}
 
 t.test('example CNN, 30% of channels: reconstruction on held-out calibration data recovers top-1', async (t) => {
   const dir = 'examples/fashion-mnist';
