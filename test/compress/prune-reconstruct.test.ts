@@ -125,5 +125,6 @@ t.test('example CNN, 30% of channels: reconstruction on held-out calibration dat
   };
   const [base, without, withRec] = [await acc(model), await acc(plain.model), await acc(rec.model)];
   t.ok(withRec > without + 0.05, `top-1 on 1000 held-out images: fp32 ${base}, pruned ${without}, pruned + reconstructed ${withRec}`);
-  t.ok(withRec >= base - 0.03, 'reconstruction keeps top-1 within 3 points of the original');
+  // Issue 4's target: at most 2 points lost (measured 0.917 → 0.913).
+  t.ok(withRec >= base - 0.02, 'reconstruction keeps top-1 within 2 points of the original');
 });
