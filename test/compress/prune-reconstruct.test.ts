@@ -107,6 +107,16 @@ t.test('example CNN, 30% of channels: reconstruction on held-out calibration dat
   t.same(rec.passes.map((p) => p.pass), ['prune-channel', 'prune-reconstruct'], 'each step keeps its report');
   t.equal(rec.passes[1].changed.length, 3, 'conv2, fc1 and fc2 refitted');
   t.match(rec.warnings.join('\n'), /reconstruction on 256 calibration examples \(fashion-mnist t10k\[5000\.\.5256\)\): output cosine [\d.]+, top-1 agreement [\d.]+% without → [\d.]+, top-1 agreement [\d.]+% with/);
+  // The same figures as structured fields of the reconstruct pass report, agreeing with the warning.
+  const f = rec.passes[1].fidelity!;
+  t.ok(f, 'the prune-reconstruct report carries fidelity');
+  t.equal(f.examples, 256);
+  t.equal(f.source, 'fashion-mnist t10k[5000..5256)');
+  t.ok(f.withReconstruction.cosine > f.withoutReconstruction.cosine, `cosine ${f.withoutReconstruction.cosine} → ${f.withReconstruction.cosine}`);
+  t.ok(f.withReconstruction.sqnrDb > f.withoutReconstruction.sqnrDb, `SQNR ${f.withoutReconstruction.sqnrDb} → ${f.withReconstruction.sqnrDb} dB`);
+  t.ok(f.withReconstruction.top1Agreement! > f.withoutReconstruction.top1Agreement!, `top-1 agreement ${f.withoutReconstruction.top1Agreement} → ${f.withReconstruction.top1Agreement}`);
+  t.ok(rec.warnings.some((w) => w.includes(`output cosine ${f.withoutReconstruction.cosine.toFixed(4)}`) && w.includes(`→ ${f.withReconstruction.cosine.toFixed(4)}`)), 'the warning quotes the fields');
+  t.equal(plain.passes[0].fidelity, undefined, 'no reconstruction, no fidelity fields');
   // Top-1 on the first 1000 images, which calibration never sees.
   const acc = async (m: typeof model) => {
     const s = await ort.InferenceSession.create(modelBytes(m), { intraOpNumThreads: 1 });
