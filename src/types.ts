@@ -114,11 +114,24 @@ export interface TuneResult {
   wallS: number;
 }
 
+/** Output agreement of a changed model with the original (worst output). */
+export interface OutputAgreement {
+  cosine: number;
+  sqnrDb: number;
+  /** argmax agreement over the last axis, when the output has more than one element there */
+  top1Agreement?: number;
+}
+
 /** What a graph pass did: each change and each skip, with the reason. */
 export interface PassReport {
   pass: string;
   changed: Array<{ node: string; op: string; what: string }>;
   skipped: Array<{ node: string; op: string; why: string }>;
+  /**
+   * prune-reconstruct: agreement with the unpruned model on the calibration examples, pruned as it was and after
+   * the refit, so that a reader (or the tuner) need not parse the warning.
+   */
+  fidelity?: { examples: number; source: string; withoutReconstruction: OutputAgreement; withReconstruction: OutputAgreement };
 }
 
 export interface CompressReport {

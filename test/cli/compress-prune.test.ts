@@ -49,6 +49,8 @@ t.test('compress --recipe prune.json --data: reconstruction refits from the data
   t.same(withRec.passes[1].changed.map((c) => c.node).sort(), ['/conv2/Conv', '/fc1/Gemm', '/fc2/Gemm'], 'every layer that lost input channels is refitted');
   const note = withRec.warnings.find((w) => w.startsWith('reconstruction on'))!;
   t.match(note, /^reconstruction on 256 calibration examples \([^)]*fashion-mnist\): output cosine [\d.]+, top-1 agreement [\d.]+% without → [\d.]+, top-1 agreement [\d.]+% with$/, note);
+  const f = withRec.passes[1].fidelity!;
+  t.ok(f && f.examples === 256 && f.withReconstruction.cosine > f.withoutReconstruction.cosine, `--json carries the fidelity fields: ${JSON.stringify(f)}`);
   t.notMatch(withRec.warnings.join('\n'), /random inputs/, 'the dataset was used, not generated inputs');
   // Verification compares on examples 256..320, which reconstruction never read.
   t.equal(withRec.verifiedOn?.examples, 64);

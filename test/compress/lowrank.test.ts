@@ -6,6 +6,8 @@ import { chooseRank, truncatedFactors } from '../../src/compress/lowrank/svd.js'
 import { lowrankFactorize } from '../../src/compress/lowrank/index.js';
 import { applyRecipe } from '../../src/compress/pipeline.js';
 import { cloneModel } from '../../src/onnx/model.js';
+import { join } from 'node:path';
+import { loadIdxClassification } from '../../src/measure/datasets/idx.js';
 import { cosine, ort, randomFloats, runOnce } from '../helpers/ort.js';
 
 /** A K×N matrix of exact rank r (product of random K×r and r×N factors). */
@@ -79,6 +81,46 @@ t.test('MatMul, Gemm and 1×1 Conv are factored; outputs match; what saves nothi
   const r2 = lowrankFactorize(cloneModel(m), {});
   t.ok(r2.changed.length >= 2, 'an empty step uses the default energy');
   t.notOk(r2.changed.some((c) => c.node === 'pw'), '1×1 convs only on request');
+});
+
+/** Float weights of a model: initializers and Constant-node tensors, counted in elements. */
+function floatParams(m: OnnxModel): number {
+  const g = m.proto.graph!;
+  const count = (dims: bigint[]) => dims.reduce((n, d) => n * Number(d), 1);
+  let n = 0;
+  for (const i of g.initializer) if (i.dataType === DT.FLOAT) n += count(i.dims);
+  for (const c of g.node) if (c.opType === 'Constant') for (const a of c.attribute) if (a.t?.dataType === DT.FLOAT) n += count(a.t.dims);
+  return n;
+}
+
+/** Logits of the example CNN on the first `n` test images, one array per model. */
+async function exampleLogits(models: OnnxModel[], n: number): Promise<Float32Array[]> {
+  const dir = 'examples/fashion-mnist';
+  const set = await loadIdxClassification(join(dir, 't10k-images-idx3-ubyte.gz'), join(dir, 't10k-labels-idx1-ubyte.gz'), { limit: n });
+  const feeds = { input: new ort.Tensor('float32', set.images, [n, 1, 28, 28]) };
+  const out: Float32Array[] = [];
+  for (const m of models) out.push((await runOnce(modelBytes(m), feeds)).logits);
+  return out;
+}
+
+function argmaxAgreement(a: Float32Array, b: Float32Array, classes: number): number {
+  let same = 0;
+  const rows = a.length / classes;
+  const arg = (v: Float32Array, r: number) => { let k = 0; for (let c = 1; c < classes; c++) if (v[r * classes + c] > v[r * classes + k]) k = c; return k; };
+  for (let r = 0; r < rows; r++) if (arg(a, r) === arg(b, r)) same++;
+  return same / rows;
+}
+
+t.test('the example CNN at energy 0.99: fc1 factored (fc2 would save nothing), fewer parameters, logits close on real images', async (t) => {
+  const m = await loadModel('examples/fashion-mnist/model.onnx');
+  const fm = cloneModel(m);
+  const report = lowrankFactorize(fm, { energy: 0.99 });
+  t.ok(report.changed.some((c) => c.node === '/fc1/Gemm'), `fc1 factored: ${report.changed.map((c) => `${c.node} ${c.what}`).join('; ')}`);
+  const [before, after] = [floatParams(m), floatParams(fm)];
+  t.ok(after < before, `parameters ${before} → ${after}`);
+  const [a, b] = await exampleLogits([m, fm], 500);
+  t.ok(cosine(a, b) > 0.999, `logits cosine ${cosine(a, b)} on 500 test images`);
+  t.ok(argmaxAgreement(a, b, 10) >= 0.98, `top-1 agreement ${argmaxAgreement(a, b, 10)}`);
 });
 
 t.test('prune → lowrank → quantize compose in one recipe, each step keeping its report', async (t) => {

@@ -10,9 +10,9 @@ import { pruneChannels } from '../../src/compress/prune/channel.js';
 import { reconstruct } from '../../src/compress/prune/reconstruct.js';
 import { replaceInput } from '../../src/compress/prune/tensors.js';
 import { applyRecipe } from '../../src/compress/pipeline.js';
-import { loadIdxClassification, type ClassificationSet } from '../../src/measure/datasets/idx.js';
-import type { DataSource } from '../../src/measure/datasets/source.js';
+import { loadIdxClassification } from '../../src/measure/datasets/idx.js';
 import { cosine, ort, randomFloats, runOnce } from '../helpers/ort.js';
+import { idxSource } from '../helpers/idx.js';
 
 t.test('normal equations recover an exact linear map and measure residuals from the sums', async (t) => {
   const k = 6, m = 3, rows = 50;
@@ -96,20 +96,6 @@ t.test('reconstruction refits Conv (stride, dilation, pads), Gemm (transB, alpha
   t.ok(cosine(a.y, b.y) > 0.9999, `held-out inputs agree too (cosine ${cosine(a.y, b.y).toFixed(6)})`);
 });
 
-/** An IDX set as a DataSource over examples [from, from + count). */
-function idxSource(set: ClassificationSet, from: number, count: number): DataSource {
-  return {
-    name: `fashion-mnist t10k[${from}..${from + count})`, count,
-    async *batches(o = {}) {
-      const bs = o.batchSize ?? 32, lim = Math.min(o.limit ?? count, count);
-      for (let s = 0; s < lim; s += bs) {
-        const n = Math.min(bs, lim - s), st = from + s;
-        yield { feeds: { input: { dtype: 'float32', dims: [n, 1, 28, 28], data: set.images.slice(st * 784, (st + n) * 784) } }, labels: set.labels.subarray(st, st + n) };
-      }
-    },
-  };
-}
-
 t.test('example CNN, 30% of channels: reconstruction on held-out calibration data recovers top-1', async (t) => {
   const dir = 'examples/fashion-mnist';
   const set = await loadIdxClassification(join(dir, 't10k-images-idx3-ubyte.gz'), join(dir, 't10k-labels-idx1-ubyte.gz'));
@@ -121,6 +107,16 @@ t.test('example CNN, 30% of channels: reconstruction on held-out calibration dat
   t.same(rec.passes.map((p) => p.pass), ['prune-channel', 'prune-reconstruct'], 'each step keeps its report');
   t.equal(rec.passes[1].changed.length, 3, 'conv2, fc1 and fc2 refitted');
   t.match(rec.warnings.join('\n'), /reconstruction on 256 calibration examples \(fashion-mnist t10k\[5000\.\.5256\)\): output cosine [\d.]+, top-1 agreement [\d.]+% without → [\d.]+, top-1 agreement [\d.]+% with/);
+  // The same figures as structured fields of the reconstruct pass report, agreeing with the warning.
+  const f = rec.passes[1].fidelity!;
+  t.ok(f, 'the prune-reconstruct report carries fidelity');
+  t.equal(f.examples, 256);
+  t.equal(f.source, 'fashion-mnist t10k[5000..5256)');
+  t.ok(f.withReconstruction.cosine > f.withoutReconstruction.cosine, `cosine ${f.withoutReconstruction.cosine} → ${f.withReconstruction.cosine}`);
+  t.ok(f.withReconstruction.sqnrDb > f.withoutReconstruction.sqnrDb, `SQNR ${f.withoutReconstruction.sqnrDb} → ${f.withReconstruction.sqnrDb} dB`);
+  t.ok(f.withReconstruction.top1Agreement! > f.withoutReconstruction.top1Agreement!, `top-1 agreement ${f.withoutReconstruction.top1Agreement} → ${f.withReconstruction.top1Agreement}`);
+  t.ok(rec.warnings.some((w) => w.includes(`output cosine ${f.withoutReconstruction.cosine.toFixed(4)}`) && w.includes(`→ ${f.withReconstruction.cosine.toFixed(4)}`)), 'the warning quotes the fields');
+  t.equal(plain.passes[0].fidelity, undefined, 'no reconstruction, no fidelity fields');
   // Top-1 on the first 1000 images, which calibration never sees.
   const acc = async (m: typeof model) => {
     const s = await ort.InferenceSession.create(modelBytes(m), { intraOpNumThreads: 1 });
@@ -139,5 +135,6 @@ t.test('example CNN, 30% of channels: reconstruction on held-out calibration dat
   };
   const [base, without, withRec] = [await acc(model), await acc(plain.model), await acc(rec.model)];
   t.ok(withRec > without + 0.05, `top-1 on 1000 held-out images: fp32 ${base}, pruned ${without}, pruned + reconstructed ${withRec}`);
-  t.ok(withRec >= base - 0.03, 'reconstruction keeps top-1 within 3 points of the original');
+  // Issue 4's target: at most 2 points lost (measured 0.917 → 0.913).
+  t.ok(withRec >= base - 0.02, 'reconstruction keeps top-1 within 2 points of the original');
 });

@@ -105,6 +105,55 @@ t.test('recipe fallback keeps the worst layer fp32, says why, and gets closer to
   }
 });
 
+/**
+ * Three MatMul → Relu layers for static int8. "first" writes one channel about 100× larger than the others and
+ * "fragile" reads that channel with a tiny weight: the fp32 output hardly depends on it, but the one int8 scale of
+ * fragile's input must cover it, which crushes the channels that matter. Per-channel weights do not help there.
+ */
+function activationFragileNet() {
+  const b = new GraphBuilder('act_fragile');
+  const x = b.input('x', DT.FLOAT, [4, 32]);
+  const w0 = randomFloats(32 * 32, 11, 0.3);
+  for (let k = 0; k < 32; k++) w0[k * 32 + 5] *= 100;
+  const w1 = randomFloats(32 * 32, 12, 0.3);
+  for (let n = 0; n < 32; n++) w1[5 * 32 + n] *= 0.001;
+  const h0 = b.op('Relu', [b.op('MatMul', [x, b.initializer('w0', DT.FLOAT, [32, 32], w0)], undefined, 'first')]);
+  const h1 = b.op('Relu', [b.op('MatMul', [h0, b.initializer('w1', DT.FLOAT, [32, 32], w1)], undefined, 'fragile')]);
+  b.node('MatMul', [h1, b.initializer('w2', DT.FLOAT, [32, 8], randomFloats(32 * 8, 13, 0.3))], { outputs: ['y'], name: 'last' });
+  b.output('y', DT.FLOAT, [4, 8]);
+  return buildModel(b.graph);
+}
+const staticStep = { mode: 'static' as const, calibration: { method: 'minmax' as const, samples: 16, batch: 4 } };
+
+t.test('static mode: one layer at a time with calibration; the layer reading an outlier channel ranks first', async (t) => {
+  const r = await quantSensitivity(activationFragileNet(), staticStep, { generated: 4 });
+  t.equal(r.mode, 'static');
+  t.same(r.layers.map((l) => l.node).sort(), ['first', 'fragile', 'last']);
+  for (const l of r.layers) t.match(l.what, /int8 QDQ, per-channel weights/, `${l.node}: the recipe default (per-channel) is what is ranked`);
+  t.equal(r.layers[0].node, 'fragile', `ranking: ${r.layers.map((l) => `${l.node} ${l.damage.toExponential(2)}`).join(', ')}`);
+  t.ok(r.layers[0].damage > 5 * r.layers[1].damage, 'by a wide margin');
+  t.ok(r.all!.damage > 0 && r.all!.damage >= r.layers[2].damage);
+});
+
+t.test('static mode fallback: the worst layer stays fp32 and the result gets closer to fp32', async (t) => {
+  const m = activationFragileNet();
+  const plain = await applyRecipe(m, { v: 1, quantize: staticStep });
+  const res = await applyRecipe(m, { v: 1, quantize: { ...staticStep, fallback: { worstK: 1 } } });
+  t.same(res.passes.map((p) => p.pass), plain.passes.map((p) => p.pass), 'the same static pass, with overrides');
+  const pass = res.passes[0];
+  const fb = pass.skipped.filter((s) => /recipe.quantize.fallback/.test(s.why));
+  t.same(fb.map((s) => s.node), ['fragile']);
+  t.match(fb[0].why, /rank 1 of 3\), among the worst 1: kept fp32/);
+  t.same(pass.changed.filter((c) => c.op === 'MatMul').map((c) => c.node).sort(), ['first', 'last']);
+  t.match(res.warnings.join('\n'), /kept 1 of 3 layers fp32: fragile/);
+  t.equal(res.model.proto.graph!.node.find((n) => n.name === 'fragile')!.input[1], 'w1', 'fragile still reads its fp32 weight');
+  const feeds = { x: new ort.Tensor('float32', randomFloats(4 * 32, 19), [4, 32]) };
+  const ref = (await runOnce(modelBytes(m), feeds)).y;
+  const with_ = cosine(ref, (await runOnce(modelBytes(res.model), feeds)).y);
+  const without = cosine(ref, (await runOnce(modelBytes(plain.model), feeds)).y);
+  t.ok(with_ > without, `cosine ${with_} with fallback vs ${without} without`);
+});
+
 t.test('cancellation stops the analysis', async (t) => {
   const ac = new AbortController();
   const run = quantSensitivity(fragileNet(), { mode: 'dynamic' }, {

@@ -15,7 +15,8 @@ export interface SensitivityArgs {
   data?: string;
   bits?: number;
   blockSize?: number;
-  perChannel: boolean;
+  /** undefined: the mode's own default, the same one `compress` uses (per-channel for static, per-tensor for dynamic) */
+  perChannel?: boolean;
   samples?: number;
   shape?: string[];
   top?: number;
@@ -30,7 +31,9 @@ export interface SensitivityArgs {
 /** The flags as analysis options; each analysis kind gets its own branch here. */
 export function sensitivityOptionsFromArgs(a: SensitivityArgs): SensitivityOptions {
   if (a.samples !== undefined && !(Number.isInteger(a.samples) && a.samples > 0)) throw new UsageError(`--samples must be a positive integer, got ${a.samples}`);
-  const quantize: QuantizeStep = { mode: a.mode, perChannel: a.perChannel };
+  // Left unset unless the flag is given, so that the ranking measures what `compress` with the same mode would do.
+  const quantize: QuantizeStep = { mode: a.mode };
+  if (a.perChannel !== undefined) quantize.perChannel = a.perChannel;
   if (a.bits !== undefined) quantize.bits = a.bits;
   if (a.blockSize !== undefined) quantize.blockSize = a.blockSize;
   return { kind: 'quant', model: a.model, quantize, data: a.data, samples: a.samples, shapes: a.shape?.length ? parseShapeFlags(a.shape) : undefined };
@@ -45,7 +48,7 @@ export const sensitivityCommand: CommandModule<object, SensitivityArgs> = {
     .option('data', { type: 'string', describe: 'examples to run (.npy, .npz, .jsonl, ONNX test data or IDX folder); random inputs when absent' })
     .option('bits', { type: 'number', describe: 'weight-only: 4 or 8' })
     .option('block-size', { type: 'number', describe: 'weight-only: block size along K' })
-    .option('per-channel', { type: 'boolean', default: false, describe: 'int8: one scale per output channel' })
+    .option('per-channel', { type: 'boolean', describe: 'int8: one scale per output channel (default: the mode\'s recipe default, per-channel for static, per-tensor for dynamic)' })
     .option('samples', { type: 'number', describe: 'examples taken from --data (default 64)' })
     .option('shape', { type: 'string', array: true, describe: 'input shape for random inputs, name=1x3x224x224' })
     .option('top', { type: 'number', describe: 'show only the N most damaging layers' })

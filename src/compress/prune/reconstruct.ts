@@ -117,6 +117,9 @@ export async function reconstruct(teacher: OnnxModel, student: OnnxModel, sinks:
     await rm(dir, { recursive: true, force: true });
   }
   ctx.onProgress?.({ step: 'reconstruct', pct: 100 });
+  if (fidelity.without && fidelity.with) {
+    report.fidelity = { examples: fidelity.examples, source: fidelity.source, withoutReconstruction: fidelity.without, withReconstruction: fidelity.with };
+  }
   return { report, warnings, fidelity };
 }
 

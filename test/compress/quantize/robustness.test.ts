@@ -8,6 +8,7 @@ import { modelBytes } from '../../../src/onnx/model.js';
 import { applyRecipe } from '../../../src/compress/pipeline.js';
 import type { Recipe } from '../../../src/types.js';
 import { cosine, ort, randomFloats, runOnce } from '../../helpers/ort.js';
+import { optimizedOps } from '../../helpers/optimized.js';
 
 /**
  * x[N,16] → mm1 (w) → mm2 (w again) → Transpose(w) feeds mm3 as a run-time weight → y
@@ -83,4 +84,33 @@ t.test('shared weights, a weight with float and subgraph readers, If/Loop bodies
     t.same(Object.keys(out).sort(), Object.keys(ref).sort(), `${label}: same outputs`);
     for (const k of Object.keys(ref)) t.ok(cosine(ref[k], out[k]) > floor, `${label}: ${k} cosine ${cosine(ref[k], out[k])}`);
   }
+});
+
+t.test('static: a ConvTranspose stays fp32 (no int8 CPU kernel), the convs around it are quantized, ORT runs it', async (t) => {
+  // x → Conv → Relu → ConvTranspose (2× upsampling) → Relu → Conv → Tanh → y (Tanh: zero-centred, so cosine means something)
+  const b = new GraphBuilder('deconv');
+  const x = b.input('x', DT.FLOAT, [2, 16, 6, 6]);
+  const c1 = b.op('Relu', [b.op('Conv', [x, b.initializer('w1', DT.FLOAT, [16, 16, 3, 3], randomFloats(16 * 144, 21, 0.1))], { pads: [1, 1, 1, 1] }, 'conv1')]);
+  const up = b.op('ConvTranspose', [c1, b.initializer('wt', DT.FLOAT, [16, 16, 2, 2], randomFloats(16 * 64, 22, 0.2)), b.initializer('bt', DT.FLOAT, [16], randomFloats(16, 23, 0.1))],
+    { strides: [2, 2] }, 'deconv');
+  const c2 = b.op('Conv', [b.op('Relu', [up]), b.initializer('w2', DT.FLOAT, [8, 16, 3, 3], randomFloats(8 * 144, 24, 0.1))], { pads: [1, 1, 1, 1] }, 'conv2');
+  b.output(b.op('Tanh', [c2]), DT.FLOAT);
+  const m = buildModel(b.graph, { '': 13 });
+  const res = await applyRecipe(m, { v: 1, quantize: { mode: 'static', calibration: { method: 'minmax', samples: 8, batch: 4 } } },
+    { cpu: { family: 'x86', isa: ['avx2', 'vnni'] } } as Parameters<typeof applyRecipe>[2]);
+  const pass = res.passes[0];
+  const why = Object.fromEntries(pass.skipped.map((s) => [s.node, s.why]));
+  t.match(why.deconv, /no int8 CPU kernel/, 'the reason is in the report');
+  t.same(pass.changed.filter((c) => c.op === 'Conv').map((c) => c.node).sort(), ['conv1', 'conv2'], 'the convs around it are quantized');
+  t.notOk(pass.changed.some((c) => c.node === 'deconv'));
+  const g = res.model.proto.graph!;
+  const deconv = g.node.find((n) => n.name === 'deconv')!;
+  t.equal(g.initializer.find((i) => i.name === deconv.input[1])?.dataType, DT.FLOAT, 'its weight is still the fp32 initializer');
+  const ops = await optimizedOps(t.testdir(), res.model, 'deconv');
+  t.ok(ops.includes('ConvTranspose') && ops.filter((o) => o === 'QLinearConv').length === 2, `ORT loads it: float ConvTranspose between two QLinearConv (${ops.join(' ')})`);
+  const feeds = { x: new ort.Tensor('float32', randomFloats(2 * 16 * 36, 25), [2, 16, 6, 6]) };
+  const ref = Object.values(await runOnce(modelBytes(m), feeds))[0];
+  const out = Object.values(await runOnce(modelBytes(res.model), feeds))[0];
+  t.equal(out.length, ref.length);
+  t.ok(cosine(ref, out) > 0.99, `cosine ${cosine(ref, out)}`);
 });
