@@ -120,8 +120,10 @@ export async function runRollout(session: FleetSession, opts: RolloutOptions): P
   const notReached = waves.slice(done.length).flatMap((w) => w.devices);
   let rollbacks: TrackedJob[] = [];
   if (reason) {
-    // Only devices that reported the new deployment are rolled back: a failed deploy left the old one running.
-    const changed = deploys.filter((e) => e.verdict === 'SUCCEEDED').map((e) => e.device);
+    // Only devices that reported the new deployment are rolled back: a failed deploy left the old one running,
+    // and one that answered `unchanged` already ran this model before the rollout, so a rollback would move it
+    // to an older model than it had.
+    const changed = deploys.filter((e) => e.verdict === 'SUCCEEDED' && !wasUnchanged(e)).map((e) => e.device);
     if (changed.length) {
       rollbacks = await dispatch(session, {
         jobId: `${opts.runId}-rb`, devices: changed, spec: opts.rollback ?? { type: 'rollback', params: { reason } },
@@ -139,4 +141,10 @@ export async function runRollout(session: FleetSession, opts: RolloutOptions): P
     rollbacks,
     unknown: deploys.filter((e) => e.verdict === 'NO_RESPONSE').map((e) => e.device),
   };
+}
+
+/** The device already ran the model it was sent (the agent answers `unchanged: true` and changes nothing). */
+function wasUnchanged(e: TrackedJob): boolean {
+  const r = e.result as { unchanged?: unknown } | undefined;
+  return typeof r === 'object' && r !== null && r.unchanged === true;
 }
