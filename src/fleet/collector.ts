@@ -26,6 +26,8 @@ export interface CollectorOptions {
   log?: Logger;
   /** Messages are written to the store in batches at most this far apart. */
   batchMs?: number;
+  /** After every batch written (e.g. to stop after so many results). */
+  onBatch?: (stats: CollectorStats) => void;
 }
 
 export interface CollectorStats {
@@ -96,7 +98,9 @@ export class Collector {
       this.opts.store.recordJobs(jobs);
     } catch (e) {
       this.log.error('collector could not write a batch to the results store', { results: results.length, error: errorMessage(e) });
+      return;
     }
+    this.opts.onBatch?.(this.stats);
   }
 
   /** Writes the last batch, disconnects (keeping the broker session, so nothing is missed until the next start). */

@@ -251,7 +251,7 @@ const results: CommandModule<object, ResultsArgs> = {
   },
 };
 
-type CollectArgs = Common & { shareGroup: string; share: boolean; clientId?: string };
+type CollectArgs = Common & { shareGroup: string; share: boolean; clientId?: string; duration?: number; count?: number };
 
 const collect: CommandModule<object, CollectArgs> = {
   command: 'collect',
@@ -259,18 +259,28 @@ const collect: CommandModule<object, CollectArgs> = {
   builder: (y) => common(y)
     .option('share-group', { type: 'string', default: 'edgetune', describe: 'shared subscription group ($share/<group>/…)' })
     .option('share', { type: 'boolean', default: true, describe: '--no-share: plain subscription (brokers without shared subscriptions, e.g. the embedded one)' })
-    .option('client-id', { type: 'string', describe: 'stable MQTT client id of this collector (default edgetune-collector-<fleet>-<pid>)' }) as unknown as Argv<CollectArgs>,
+    .option('client-id', { type: 'string', describe: 'stable MQTT client id of this collector (default edgetune-collector-<fleet>-<pid>)' })
+    .option('duration', { type: 'number', describe: 'stop after this many seconds (default: until Ctrl-C)' })
+    .option('count', { type: 'number', describe: 'stop once this many new results are recorded' }) as unknown as Argv<CollectArgs>,
   handler: async (a) => {
+    for (const [flag, v] of [['--duration', a.duration], ['--count', a.count]] as const) {
+      if (v !== undefined && !(v > 0)) throw new UsageError(`${flag} ${v}: give a number above 0`);
+    }
     const ctx = await resolveFleetContext(a);
     const store = await ResultsStore.open(ctx.db);
+    const { signal: interrupted, dispose } = signalOnInterrupt();
+    const enough = new AbortController();
     const c = new Collector({
       url: ctx.url, fleet: ctx.fleet, store, targets: ctx.targets, username: ctx.username, password: ctx.password, protocolVersion: ctx.protocolVersion,
       clientId: a.clientId ?? `edgetune-collector-${ctx.fleet}-${process.pid}`, ...(a.share ? { shareGroup: a.shareGroup } : {}),
+      onBatch: (st) => { if (a.count && st.results >= a.count) enough.abort(); },
     });
-    const { signal, dispose } = signalOnInterrupt();
     try {
-      await c.start({ signal });
-      info(`collecting ${c.filters().join(', ')} from ${ctx.url} into ${store.file ?? 'memory'}; Ctrl-C to stop`);
+      // Only Ctrl-C cancels the connect; --duration counts from the moment the collector is listening.
+      await c.start({ signal: interrupted });
+      const signal = AbortSignal.any([interrupted, enough.signal, ...(a.duration ? [AbortSignal.timeout(a.duration * 1000)] : [])]);
+      const until = [a.count ? `${a.count} results` : '', a.duration ? `${a.duration} s` : ''].filter(Boolean).join(' or ');
+      info(`collecting ${c.filters().join(', ')} from ${ctx.url} into ${store.file ?? 'memory'}; ${until ? `stopping after ${until} or ` : ''}Ctrl-C to stop`);
       await new Promise<void>((r) => (signal.aborted ? r() : signal.addEventListener('abort', () => r(), { once: true })));
     } finally {
       dispose();
