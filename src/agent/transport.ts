@@ -51,6 +51,8 @@ export type TransportEvents = {
   connect: [];
   disconnect: [reason: string];
   message: [topic: string, payload: Buffer, packet: IPublishPacket];
+  /** A connection or protocol error (also logged); the transport keeps retrying, listeners may decide to give up. */
+  error: [error: Error];
 };
 
 /**
@@ -144,7 +146,10 @@ export class Transport {
     this.client = client;
     client.on('connect', () => void this.onConnect());
     client.on('close', () => this.onClose());
-    client.on('error', (e) => o.log.warn('mqtt error', { url: o.url, error: errorMessage(e) }));
+    client.on('error', (e) => {
+      o.log.warn('mqtt error', { url: o.url, error: errorMessage(e) });
+      this.events.emit('error', e);
+    });
     client.on('message', (topic, payload, packet) => this.events.emit('message', topic, payload, packet));
     client.connect();
   }

@@ -8,6 +8,7 @@ import type { Logger } from '../agent/log.js';
 import { UsageError } from '../errors.js';
 import { loadTargets } from '../targets/load.js';
 import type { Recipe, Target, TuneBudget } from '../types.js';
+import { brokerCredentials, type TlsMaterial } from './broker-auth.js';
 import { countOutcomes, dispatch, type FleetJobSpec } from './dispatch.js';
 import { distributedTune, targetCandidates, type DistributedTuneResult } from './distributed.js';
 import { deviceRows, type DeviceRow } from './format.js';
@@ -22,6 +23,8 @@ export interface FleetContext {
   fleet: string;
   username?: string;
   password?: string;
+  /** broker.tls read from disk (CA, client certificate and key for mqtts://). */
+  tls?: TlsMaterial;
   protocolVersion?: 4 | 5;
   /** Results database file; ':memory:' keeps nothing. */
   db: string;
@@ -31,17 +34,41 @@ export interface FleetContext {
   log?: Logger;
 }
 
-/** Broker, fleet and database from the same config the agent reads (file, EDGETUNE_* variables), flags on top. */
-export async function resolveFleetContext(a: { config?: string; broker?: string; fleet?: string; db?: string; settleMs?: number }): Promise<FleetContext> {
-  const config = await loadConfig({ file: a.config, overrides: { ...(a.broker ? { broker: { url: a.broker } } : {}), ...(a.fleet ? { fleet: a.fleet } : {}) } });
+/** Command-line flags that override the config's broker settings (the same fields the agent reads). */
+export interface BrokerFlags {
+  broker?: string;
+  username?: string;
+  passwordFile?: string;
+  ca?: string;
+  cert?: string;
+  key?: string;
+}
+
+/** The flags as a config layer: relative paths resolve against the working directory, like any command-line value. */
+export function brokerOverrides(a: BrokerFlags): Record<string, unknown> {
+  const tls = { ...(a.ca ? { ca: a.ca } : {}), ...(a.cert ? { cert: a.cert } : {}), ...(a.key ? { key: a.key } : {}) };
+  const broker = {
+    ...(a.broker ? { url: a.broker } : {}), ...(a.username ? { username: a.username } : {}), ...(a.passwordFile ? { passwordFile: a.passwordFile } : {}),
+    ...(Object.keys(tls).length ? { tls } : {}),
+  };
+  return Object.keys(broker).length ? { broker } : {};
+}
+
+/**
+ * Broker, credentials, fleet and database from the same config the agent reads (--config file or
+ * $EDGETUNE_CONFIG, EDGETUNE_* variables), flags on top. TLS files and the password file are read here, by the
+ * agent's own loaders, so a missing file fails before any connection is tried.
+ */
+export async function resolveFleetContext(a: BrokerFlags & { config?: string; fleet?: string; db?: string; settleMs?: number }): Promise<FleetContext> {
+  const file = a.config ?? (process.env.EDGETUNE_CONFIG || undefined);
+  const config = await loadConfig({ file, overrides: { ...brokerOverrides(a), ...(a.fleet ? { fleet: a.fleet } : {}) } });
   const b = config.broker;
   // No broker URL: the broker is the embedded one a local agent starts on host:port.
   const host = !b.host || b.host === '0.0.0.0' || b.host === '::' ? '127.0.0.1' : b.host;
   return {
     url: b.url ?? `mqtt://${host.includes(':') ? `[${host}]` : host}:${b.port}`,
     fleet: config.fleet,
-    username: b.username,
-    password: b.password,
+    ...(await brokerCredentials(b)),
     protocolVersion: b.protocolVersion,
     db: a.db ?? join(config.stateDir, 'fleet.db'),
     targets: await loadTargets(),
@@ -51,7 +78,7 @@ export async function resolveFleetContext(a: { config?: string; broker?: string;
 
 async function openSession(ctx: FleetContext, store: ResultsStore | undefined, followJobs: boolean, signal?: AbortSignal): Promise<FleetSession> {
   const s = new FleetSession({
-    url: ctx.url, fleet: ctx.fleet, username: ctx.username, password: ctx.password, protocolVersion: ctx.protocolVersion,
+    url: ctx.url, fleet: ctx.fleet, username: ctx.username, password: ctx.password, tls: ctx.tls, protocolVersion: ctx.protocolVersion,
     targets: ctx.targets, store, settleMs: ctx.settleMs, graceS: ctx.graceS, log: ctx.log, followJobs,
   });
   try {

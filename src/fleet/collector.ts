@@ -6,6 +6,7 @@ import { TERMINAL_STATES, type JobState } from '../agent/jobs.js';
 import type { Logger } from '../agent/log.js';
 import { errorMessage } from '../errors.js';
 import type { Target } from '../types.js';
+import type { TlsMaterial } from './broker-auth.js';
 import { FleetLink, quietLogger, type FleetMessage } from './link.js';
 import type { JobRow, ResultsStore } from './store/results.js';
 import { fleetTopics, sharedFilter } from './topics.js';
@@ -21,6 +22,7 @@ export interface CollectorOptions {
   clientId?: string;
   username?: string;
   password?: string;
+  tls?: TlsMaterial;
   protocolVersion?: 4 | 5;
   targets?: Target[];
   log?: Logger;
@@ -50,7 +52,7 @@ export class Collector {
     this.view = new FleetView(opts.targets ? targetMatcher(opts.targets) : undefined);
     this.link = new FleetLink({
       url: opts.url, fleet: opts.fleet, clientId: opts.clientId ?? `edgetune-collector-${opts.fleet}`,
-      username: opts.username, password: opts.password, protocolVersion: opts.protocolVersion, log: this.log,
+      username: opts.username, password: opts.password, tls: opts.tls, protocolVersion: opts.protocolVersion, log: this.log,
     });
   }
 

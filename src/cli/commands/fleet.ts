@@ -23,14 +23,19 @@ import { EXIT_BUDGET_NOT_MET } from './tune.js';
 /** Exit code when some devices failed, never answered, or a rollout was aborted. */
 export const EXIT_FLEET_FAILURES = 4;
 
-interface Common { broker?: string; fleet?: string; config?: string; db?: string; json: boolean; quiet: boolean; settleMs?: number }
+interface Common { broker?: string; fleet?: string; config?: string; db?: string; json: boolean; quiet: boolean; settleMs?: number; username?: string; passwordFile?: string; ca?: string; cert?: string; key?: string }
 interface Sel { devices?: string[]; target?: string; all: boolean; timeout?: number; includeOffline: boolean; params?: string }
 interface Rollout { canary: string; batch: string; interval: number; maxFailureRate: number }
 
 const common = (y: Argv) => y
   .option('broker', { type: 'string', describe: 'broker URL (default: broker.url from the config / EDGETUNE_BROKER_URL, else the local embedded broker)' })
   .option('fleet', { type: 'string', describe: 'fleet name, the second topic level (default: config fleet / EDGETUNE_FLEET)' })
-  .option('config', { alias: 'c', type: 'string', describe: 'agent config file to read broker and fleet from' })
+  .option('config', { alias: 'c', type: 'string', describe: 'agent config file to read broker, credentials and fleet from (default: $EDGETUNE_CONFIG)' })
+  .option('username', { type: 'string', describe: 'broker username (broker.username / EDGETUNE_BROKER_USERNAME)' })
+  .option('password-file', { type: 'string', describe: 'file whose first line is the broker password (broker.passwordFile / EDGETUNE_BROKER_PASSWORD_FILE)' })
+  .option('ca', { type: 'string', describe: 'PEM file of the CA that signed the broker certificate, for mqtts:// (broker.tls.ca)' })
+  .option('cert', { type: 'string', describe: 'PEM client certificate for mutual TLS (broker.tls.cert); needs --key' })
+  .option('key', { type: 'string', describe: 'PEM private key of --cert (broker.tls.key)' })
   .option('db', { type: 'string', describe: 'results database (SQLite) file; default <stateDir>/fleet.db' })
   .option('settle-ms', { type: 'number', describe: 'quiet time that ends the burst of retained messages at connect' })
   .option('json', { type: 'boolean', default: false })
@@ -271,7 +276,7 @@ const collect: CommandModule<object, CollectArgs> = {
     const { signal: interrupted, dispose } = signalOnInterrupt();
     const enough = new AbortController();
     const c = new Collector({
-      url: ctx.url, fleet: ctx.fleet, store, targets: ctx.targets, username: ctx.username, password: ctx.password, protocolVersion: ctx.protocolVersion,
+      url: ctx.url, fleet: ctx.fleet, store, targets: ctx.targets, username: ctx.username, password: ctx.password, tls: ctx.tls, protocolVersion: ctx.protocolVersion,
       clientId: a.clientId ?? `edgetune-collector-${ctx.fleet}-${process.pid}`, ...(a.share ? { shareGroup: a.shareGroup } : {}),
       onBatch: (st) => { if (a.count && st.results >= a.count) enough.abort(); },
     });
