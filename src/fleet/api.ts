@@ -12,10 +12,12 @@ import { brokerCredentials, type TlsMaterial } from './broker-auth.js';
 import { countOutcomes, dispatch, type FleetJobSpec } from './dispatch.js';
 import { distributedTune, targetCandidates, type DistributedTuneResult } from './distributed.js';
 import { deviceRows, type DeviceRow } from './format.js';
+import { renderReport, reportData, type ReportData } from './report.js';
 import { runRollout, type RolloutPolicy, type RolloutResult, type WaveOutcome } from './rollout.js';
 import { describeSelection, newRunId, selectDevices, type Selection } from './select.js';
 import { FleetSession } from './session.js';
-import { ResultsStore, type ResultQuery, type ResultRow } from './store/results.js';
+import { ResultsStore, type FrontRow, type ResultQuery, type ResultRow } from './store/results.js';
+import { writeFileAtomic } from '../util/atomic.js';
 import type { TrackedJob, TrackerChange } from './tracker.js';
 
 export interface FleetContext {
@@ -262,4 +264,31 @@ export async function fleetResults(dbs: string[], q: ResultQuery = {}): Promise<
     }
   }
   return out.sort((a, b) => a.receivedAt.localeCompare(b.receivedAt) || a.device.localeCompare(b.device));
+}
+
+/** Merged Pareto fronts from one or more databases, oldest first; a front stored in two of them counts once. */
+export async function fleetFronts(dbs: string[], q: { since?: string } = {}): Promise<FrontRow[]> {
+  const seen = new Set<string>();
+  const out: FrontRow[] = [];
+  for (const file of dbs) {
+    const store = await ResultsStore.open(file, { readonly: true });
+    try {
+      for (const f of store.fronts(q)) {
+        const k = `${f.runId}\u0000${f.target}`;
+        if (seen.has(k)) continue;
+        seen.add(k);
+        out.push(f);
+      }
+    } finally {
+      await store.close();
+    }
+  }
+  return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.target.localeCompare(b.target));
+}
+
+/** The HTML report of one or more databases (several collectors each keep their own), written atomically. */
+export async function fleetReport(dbs: string[], file: string, opts: { since?: string; title?: string } = {}): Promise<ReportData> {
+  const data = reportData(await fleetResults(dbs, { since: opts.since }), await fleetFronts(dbs, { since: opts.since }), { title: opts.title });
+  await writeFileAtomic(file, renderReport(data));
+  return data;
 }

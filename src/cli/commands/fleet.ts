@@ -4,12 +4,11 @@ import { readFile } from 'node:fs/promises';
 import type { Argv, CommandModule } from 'yargs';
 import { readRecipeFile, parseRecipe } from '../../compress/recipe-file.js';
 import { UsageError, errorMessage } from '../../errors.js';
-import { fleetDeploy, fleetDevices, fleetResults, fleetRun, fleetTuneDistributed, resolveFleetContext } from '../../fleet/api.js';
+import { fleetDeploy, fleetDevices, fleetReport, fleetResults, fleetRun, fleetTuneDistributed, resolveFleetContext } from '../../fleet/api.js';
 import { Collector } from '../../fleet/collector.js';
 import { deployParams, readSigningKey } from '../../fleet/deploy-params.js';
 import { countOutcomes } from '../../fleet/dispatch.js';
 import { formatDevices, formatDistributed, formatOutcomes, formatResults, formatRollout, formatWave, progressLine } from '../../fleet/format.js';
-import { writeReport } from '../../fleet/report.js';
 import { summarizeResult } from '../../fleet/result-doc.js';
 import { DEFAULT_POLICY, parseAmount, type RolloutPolicy } from '../../fleet/rollout.js';
 import type { Selection } from '../../fleet/select.js';
@@ -297,7 +296,7 @@ const collect: CommandModule<object, CollectArgs> = {
   },
 };
 
-type ReportArgs = Common & { output: string; since?: string; title?: string };
+type ReportArgs = Common & { output: string; since?: string; title?: string; dbs?: string[] };
 
 const report: CommandModule<object, ReportArgs> = {
   command: 'report',
@@ -305,17 +304,13 @@ const report: CommandModule<object, ReportArgs> = {
   builder: (y) => common(y)
     .option('output', { alias: 'o', type: 'string', default: 'fleet-report.html' })
     .option('since', { type: 'string', describe: 'only results since: 30m, 2h, 7d or a date' })
-    .option('title', { type: 'string' }) as unknown as Argv<ReportArgs>,
+    .option('title', { type: 'string' })
+    .option('dbs', { type: 'string', array: true, describe: 'report on several databases together (one per collector)' }) as unknown as Argv<ReportArgs>,
   handler: async (a) => {
-    const ctx = await resolveFleetContext(a);
-    const store = await ResultsStore.open(ctx.db, { readonly: true });
-    try {
-      const data = await writeReport(store, a.output, { since: a.since ? parseSince(a.since) : undefined, title: a.title });
-      if (a.json) printJson({ v: 1, output: a.output, targets: data.targets.map((t) => ({ target: t.target, devices: t.devices.length, fronts: t.fronts.length })) });
-      else info(`wrote ${a.output}: ${data.targets.length} targets, ${data.targets.reduce((n, t) => n + t.devices.length, 0)} devices`);
-    } finally {
-      await store.close();
-    }
+    const files = a.dbs?.length ? a.dbs : [(await resolveFleetContext(a)).db];
+    const data = await fleetReport(files, a.output, { since: a.since ? parseSince(a.since) : undefined, title: a.title });
+    if (a.json) printJson({ v: 1, output: a.output, targets: data.targets.map((t) => ({ target: t.target, devices: t.devices.length, fronts: t.fronts.length })) });
+    else info(`wrote ${a.output}: ${data.targets.length} targets, ${data.targets.reduce((n, t) => n + t.devices.length, 0)} devices`);
   },
 };
 
