@@ -195,6 +195,16 @@ export class Transport {
     await this.client.publishAsync(topic, payload, { qos: opts.qos, retain: opts.retain ?? false, properties: opts.properties });
   }
 
+  /**
+   * Publishes raw bytes (a model chunk, never a document: those go through publish()) at QoS 1, not retained.
+   * Resolves when the broker has acknowledged; queued by MQTT.js while offline.
+   */
+  async publishBytes(topic: string, payload: Buffer): Promise<void> {
+    assertPublishTopic(topic);
+    if (!this.client) throw new Error(`cannot publish to ${topic}: transport not started`);
+    await this.client.publishAsync(topic, payload, { qos: 1, retain: false });
+  }
+
   /** Publishes `final` (e.g. a retained offline status) when connected, then disconnects cleanly. */
   async stop(final?: { topic: string; doc: VersionedDoc }, timeoutMs = 5000): Promise<void> {
     this.stopping = true;

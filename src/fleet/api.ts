@@ -13,6 +13,7 @@ import { countOutcomes, dispatch, type FleetJobSpec } from './dispatch.js';
 import { distributedTune, targetCandidates, type DistributedTuneResult } from './distributed.js';
 import { deviceRows, type DeviceRow } from './format.js';
 import { renderReport, reportData, type ReportData } from './report.js';
+import { sendTransfer, type ModelTransfer } from './transfer.js';
 import { runRollout, type RolloutPolicy, type RolloutResult, type WaveOutcome } from './rollout.js';
 import { describeSelection, newRunId, selectDevices, type Selection } from './select.js';
 import { FleetSession } from './session.js';
@@ -153,6 +154,9 @@ export async function fleetRun(ctx: FleetContext, req: RunRequest): Promise<{ ru
 export interface DeployRequest extends RunRequest {
   policy: RolloutPolicy;
   onWave?: (w: WaveOutcome, rate: number) => void;
+  /** Send the model over MQTT: each wave's devices get the chunks before their deploy job (spec names the transfer). */
+  transfer?: ModelTransfer;
+  onTransferred?: (device: string) => void;
 }
 
 export async function fleetDeploy(ctx: FleetContext, req: DeployRequest): Promise<RolloutResult> {
@@ -160,7 +164,16 @@ export async function fleetDeploy(ctx: FleetContext, req: DeployRequest): Promis
     const devices = pickDevices(s, req.selection);
     const runId = newRunId('d');
     store.recordRun({ id: runId, kind: 'deploy', fleet: ctx.fleet, selection: describeSelection(req.selection), params: { deploy: req.spec.params, policy: req.policy }, createdAt: new Date().toISOString() });
-    const r = await runRollout(s, { runId, devices, deploy: req.spec, policy: req.policy, includeOffline: req.includeOffline, signal: req.signal, onChange: req.onChange, onWave: req.onWave });
+    const t = req.transfer;
+    // Chunks only to the devices the wave's jobs go to (offline ones are skipped unless --include-offline), and not
+    // to a device that holds this file already (active or previous): it deploys without reading the chunks, which
+    // would then sit in one of its few open-transfer slots until its weekly clean-up.
+    const needs = (d: string) => {
+      const r = s.view.get(d);
+      return (req.includeOffline || r?.online === true) && r?.deployed?.sha256 !== t!.sha256 && r?.deployed?.previousSha256 !== t!.sha256;
+    };
+    const beforeWave = t ? (wave: string[]) => sendTransfer(s.link, wave.filter(needs), t, { signal: req.signal, onDevice: req.onTransferred }) : undefined;
+    const r = await runRollout(s, { runId, devices, deploy: req.spec, policy: req.policy, includeOffline: req.includeOffline, signal: req.signal, onChange: req.onChange, onWave: req.onWave, beforeWave });
     store.finishRun(runId, { status: r.status, reason: r.reason, waves: r.waves.map(({ devices: d, ...w }) => ({ ...w, devices: d.length })), rolledBack: r.rollbacks.length, unknown: r.unknown });
     return r;
   });

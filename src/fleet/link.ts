@@ -136,6 +136,11 @@ export class FleetLink {
     return this.transport.publish(fleetTopics.deviceJob(this.opts.fleet, device, job.id), job, { qos: 1 });
   }
 
+  /** One chunk of a model transfer to one device: raw bytes on `{base}/transfer/{id}/{index}` (src/agent/deploy/transfer.ts). */
+  publishChunk(device: string, transferId: string, index: number, payload: Buffer): Promise<void> {
+    return this.transport.publishBytes(fleetTopics.transferChunk(this.opts.fleet, device, transferId, index), payload);
+  }
+
   /**
    * Disconnects. With `discardSession`, reconnects once with a clean session so the broker forgets this
    * client's subscriptions and stops queueing for it (a finished command should not leave a queue behind).

@@ -88,6 +88,8 @@ export interface RolloutOptions {
   signal?: AbortSignal;
   onChange?: (t: TrackedJob, what: TrackerChange) => void;
   onWave?: (w: WaveOutcome, rate: number) => void;
+  /** Runs before a wave's deploy jobs go out, with its devices (e.g. to send them the model over MQTT). */
+  beforeWave?: (devices: string[]) => Promise<void>;
 }
 
 export async function runRollout(session: FleetSession, opts: RolloutOptions): Promise<RolloutResult> {
@@ -99,6 +101,7 @@ export async function runRollout(session: FleetSession, opts: RolloutOptions): P
   let reason: string | undefined;
   for (const w of waves) {
     if (w.index > 0 && opts.policy.intervalS > 0) await sleep(session.clock, opts.policy.intervalS * 1000, opts.signal);
+    await opts.beforeWave?.(w.devices);
     const entries = await dispatch(session, {
       jobId: opts.runId, devices: w.devices, spec: opts.deploy, includeOffline: opts.includeOffline,
       tags: { runId: opts.runId, phase: w.phase, wave: w.index }, signal: opts.signal, onChange: opts.onChange,

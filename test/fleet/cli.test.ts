@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { packageRoot } from '../../src/util/paths.js';
 import { fleetResults } from '../../src/fleet/api.js';
 import { parseSince } from '../../src/fleet/store/results.js';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { startBroker, startSims, until } from './helpers.js';
 
 const root = packageRoot();
@@ -108,4 +108,21 @@ t.test('bench, a plain tune that meets no budget (exit 3), results --since, a bo
   t.match(page, /<title>CLI report<\/title>/);
   for (const s of ['raspberry-pi-4', 'x86_64-avx2', 'sim-x86-0004', '<svg']) t.ok(page.includes(s), `the page shows ${s}`);
   t.notMatch(page, /<script|https?:\/\/(?!www\.w3\.org)/, 'no scripts, no network assets');
+});
+
+t.test('deploy --transfer: the chunks go to each device of the wave before its job; --file is required', async (t) => {
+  const { url } = await startBroker(t);
+  const sim = await startSims(t, url, { count: 2, kinds: ['raspberry-pi-4'] });
+  const dir = t.testdir();
+  writeFileSync(join(dir, 'm.onnx'), Buffer.alloc(3000, 1));
+  const common = ['--broker', url, '--fleet', 'ft', '--db', join(dir, 'f.db'), '--settle-ms', '150'];
+  const noFile = await run(['deploy', '--all', '--transfer', ...common], dir);
+  t.equal(noFile.code, 2, 'a usage error');
+  t.match(noFile.stderr, /--transfer sends a file from this machine: give it with --file/);
+  const dep = await run(['deploy', '--all', '--transfer', '--file', 'm.onnx', '--chunk-bytes', '1024', '--canary', '1', ...common], dir);
+  t.equal(dep.code, 0, dep.stderr);
+  t.match(dep.stderr, /sending m\.onnx \(3000 bytes\) over MQTT in 3 chunks to each device, transfer m-[0-9a-f]{32}-1024/);
+  t.match(dep.stderr, /sim-rpi4-0001: 3 chunks acknowledged by the broker[\s\S]*sim-rpi4-0002: 3 chunks acknowledged by the broker/, 'wave by wave: the canary first');
+  t.match(dep.stdout, /rollout \S+ completed/i);
+  for (const d of sim.devices) t.match(d.state.deployed?.model.path, /^transfer:m-/, `${d.id} deployed from the transfer`);
 });

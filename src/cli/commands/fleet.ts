@@ -11,6 +11,7 @@ import { countOutcomes } from '../../fleet/dispatch.js';
 import { formatDevices, formatDistributed, formatOutcomes, formatResults, formatRollout, formatWave, progressLine } from '../../fleet/format.js';
 import { summarizeResult } from '../../fleet/result-doc.js';
 import { DEFAULT_POLICY, parseAmount, type RolloutPolicy } from '../../fleet/rollout.js';
+import { DEFAULT_CHUNK_BYTES, prepareTransfer, transferParams } from '../../fleet/transfer.js';
 import type { Selection } from '../../fleet/select.js';
 import { ResultsStore, parseSince } from '../../fleet/store/results.js';
 import type { TrackedJob, TrackerChange } from '../../fleet/tracker.js';
@@ -202,7 +203,7 @@ const tune: CommandModule<object, TuneArgs> = {
   },
 };
 
-type DeployArgs = Omit<JobArgs, 'model'> & Rollout & { model?: string; url?: string; sha256?: string; file?: string; signKey?: string; name?: string; budgetMs?: number; percentile: number };
+type DeployArgs = Omit<JobArgs, 'model'> & Rollout & { model?: string; url?: string; transfer: boolean; chunkBytes: number; sha256?: string; file?: string; signKey?: string; name?: string; budgetMs?: number; percentile: number };
 
 const deploy: CommandModule<object, DeployArgs> = {
   command: 'deploy',
@@ -210,6 +211,8 @@ const deploy: CommandModule<object, DeployArgs> = {
   builder: (y) => rollout(selection(common(y)))
     .option('model', { type: 'string', describe: 'model path on the devices (examples/… or under their state folder)' })
     .option('url', { type: 'string', describe: 'or an https URL the devices download the model from (resumed after a drop)' })
+    .option('transfer', { type: 'boolean', default: false, describe: 'or send --file to the devices over MQTT in chunks (devices that reach only the broker)' })
+    .option('chunk-bytes', { type: 'number', default: DEFAULT_CHUNK_BYTES, describe: '--transfer: chunk size, at most the devices\' limits.maxPayloadBytes' })
     .option('sha256', { type: 'string', describe: 'sha256 of the model file (default: hashed from --file, or from --model when that file exists here)' })
     .option('file', { type: 'string', describe: 'a copy of the model on this machine, to compute the sha256 from' })
     .option('sign-key', { type: 'string', describe: 'the fleet\'s ed25519 private key (PEM): sign the model, as devices with deploy.publicKey require' })
@@ -219,8 +222,11 @@ const deploy: CommandModule<object, DeployArgs> = {
     .option('percentile', { type: 'number', choices: [50, 90, 95, 99], default: 90 }) as unknown as Argv<DeployArgs>,
   handler: async (a) => {
     const ctx = await resolveFleetContext(a);
+    if (a.transfer && !a.file) throw new UsageError('--transfer sends a file from this machine: give it with --file');
+    const transfer = a.transfer ? await prepareTransfer(a.file!, a.chunkBytes) : undefined;
+    if (transfer) info(`sending ${a.file} (${transfer.bytes} bytes) over MQTT in ${transfer.chunks.length} chunks to each device, transfer ${transfer.id}`);
     const { params, notes } = await deployParams({
-      model: a.model, url: a.url, sha256: a.sha256, file: a.file, signKey: a.signKey, name: a.name,
+      model: a.model, url: a.url, ...(transfer ? { transfer: { ...transferParams(transfer), sha256: transfer.sha256 } } : {}), sha256: a.sha256, file: a.file, signKey: a.signKey, name: a.name,
       ...(a.recipe ? { recipe: await readRecipeFile(a.recipe) } : {}),
       ...(a.budgetMs !== undefined ? { budget: { latencyMs: a.budgetMs, percentile: a.percentile as 50 | 90 | 95 | 99 } } : {}),
       extra: extraParams(a),
@@ -229,6 +235,7 @@ const deploy: CommandModule<object, DeployArgs> = {
     const r = await interruptible((signal) => fleetDeploy(ctx, {
       selection: sel(a), spec: { type: 'deploy', params, timeoutS: a.timeout }, policy: policy(a), includeOffline: a.includeOffline, signal,
       onChange: follower(a), onWave: a.quiet ? undefined : (w, rate) => info(formatWave(w, rate)),
+      ...(transfer ? { transfer, onTransferred: a.quiet ? undefined : (d: string) => info(`${d}: ${transfer.chunks.length} chunks acknowledged by the broker`) } : {}),
     }));
     if (a.json) printJson({ v: 1, ...r, deploys: r.deploys.map(entryJson), rollbacks: r.rollbacks.map(entryJson) });
     else process.stdout.write(formatRollout(r) + '\n');
