@@ -51,6 +51,8 @@ export type TransportEvents = {
   connect: [];
   disconnect: [reason: string];
   message: [topic: string, payload: Buffer, packet: IPublishPacket];
+  /** A connection or protocol error (also logged); the transport keeps retrying, listeners may decide to give up. */
+  error: [error: Error];
 };
 
 /**
@@ -164,6 +166,7 @@ export class Transport {
       const refused = refusal(e);
       if (refused) o.log.error(`the broker refused the connection: ${refused}; retrying with backoff`, { url: o.url });
       else o.log.warn('mqtt error', { url: o.url, error: errorMessage(e) });
+      this.events.emit('error', e);
     });
     client.on('message', (topic, payload, packet) => this.events.emit('message', topic, payload, packet));
     client.connect();
@@ -208,6 +211,16 @@ export class Transport {
     if (!this.client) throw new Error(`cannot publish to ${topic}: transport not started`);
     if (opts.qos === 0 && !this.connected) return;
     await this.client.publishAsync(topic, payload, { qos: opts.qos, retain: opts.retain ?? false, properties: opts.properties });
+  }
+
+  /**
+   * Publishes raw bytes (a model chunk, never a document: those go through publish()) at QoS 1, not retained.
+   * Resolves when the broker has acknowledged; queued by MQTT.js while offline.
+   */
+  async publishBytes(topic: string, payload: Buffer): Promise<void> {
+    assertPublishTopic(topic);
+    if (!this.client) throw new Error(`cannot publish to ${topic}: transport not started`);
+    await this.client.publishAsync(topic, payload, { qos: 1, retain: false });
   }
 
   /** Publishes `final` (e.g. a retained offline status) when connected, then disconnects cleanly. */

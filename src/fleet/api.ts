@@ -8,13 +8,17 @@ import type { Logger } from '../agent/log.js';
 import { UsageError } from '../errors.js';
 import { loadTargets } from '../targets/load.js';
 import type { Recipe, Target, TuneBudget } from '../types.js';
+import { brokerCredentials, type TlsMaterial } from './broker-auth.js';
 import { countOutcomes, dispatch, type FleetJobSpec } from './dispatch.js';
 import { distributedTune, targetCandidates, type DistributedTuneResult } from './distributed.js';
 import { deviceRows, type DeviceRow } from './format.js';
+import { renderReport, reportData, type ReportData } from './report.js';
+import { sendTransfer, type ModelTransfer } from './transfer.js';
 import { runRollout, type RolloutPolicy, type RolloutResult, type WaveOutcome } from './rollout.js';
 import { describeSelection, newRunId, selectDevices, type Selection } from './select.js';
 import { FleetSession } from './session.js';
-import { ResultsStore, type ResultQuery, type ResultRow } from './store/results.js';
+import { ResultsStore, type FrontRow, type ResultQuery, type ResultRow } from './store/results.js';
+import { writeFileAtomic } from '../util/atomic.js';
 import type { TrackedJob, TrackerChange } from './tracker.js';
 
 export interface FleetContext {
@@ -22,6 +26,8 @@ export interface FleetContext {
   fleet: string;
   username?: string;
   password?: string;
+  /** broker.tls read from disk (CA, client certificate and key for mqtts://). */
+  tls?: TlsMaterial;
   protocolVersion?: 4 | 5;
   /** Results database file; ':memory:' keeps nothing. */
   db: string;
@@ -31,17 +37,41 @@ export interface FleetContext {
   log?: Logger;
 }
 
-/** Broker, fleet and database from the same config the agent reads (file, EDGETUNE_* variables), flags on top. */
-export async function resolveFleetContext(a: { config?: string; broker?: string; fleet?: string; db?: string; settleMs?: number }): Promise<FleetContext> {
-  const config = await loadConfig({ file: a.config, overrides: { ...(a.broker ? { broker: { url: a.broker } } : {}), ...(a.fleet ? { fleet: a.fleet } : {}) } });
+/** Command-line flags that override the config's broker settings (the same fields the agent reads). */
+export interface BrokerFlags {
+  broker?: string;
+  username?: string;
+  passwordFile?: string;
+  ca?: string;
+  cert?: string;
+  key?: string;
+}
+
+/** The flags as a config layer: relative paths resolve against the working directory, like any command-line value. */
+export function brokerOverrides(a: BrokerFlags): Record<string, unknown> {
+  const tls = { ...(a.ca ? { ca: a.ca } : {}), ...(a.cert ? { cert: a.cert } : {}), ...(a.key ? { key: a.key } : {}) };
+  const broker = {
+    ...(a.broker ? { url: a.broker } : {}), ...(a.username ? { username: a.username } : {}), ...(a.passwordFile ? { passwordFile: a.passwordFile } : {}),
+    ...(Object.keys(tls).length ? { tls } : {}),
+  };
+  return Object.keys(broker).length ? { broker } : {};
+}
+
+/**
+ * Broker, credentials, fleet and database from the same config the agent reads (--config file or
+ * $EDGETUNE_CONFIG, EDGETUNE_* variables), flags on top. TLS files and the password file are read here, by the
+ * agent's own loaders, so a missing file fails before any connection is tried.
+ */
+export async function resolveFleetContext(a: BrokerFlags & { config?: string; fleet?: string; db?: string; settleMs?: number }): Promise<FleetContext> {
+  const file = a.config ?? (process.env.EDGETUNE_CONFIG || undefined);
+  const config = await loadConfig({ file, overrides: { ...brokerOverrides(a), ...(a.fleet ? { fleet: a.fleet } : {}) } });
   const b = config.broker;
   // No broker URL: the broker is the embedded one a local agent starts on host:port.
   const host = !b.host || b.host === '0.0.0.0' || b.host === '::' ? '127.0.0.1' : b.host;
   return {
     url: b.url ?? `mqtt://${host.includes(':') ? `[${host}]` : host}:${b.port}`,
     fleet: config.fleet,
-    username: b.username,
-    password: b.password,
+    ...(await brokerCredentials(b)),
     protocolVersion: b.protocolVersion,
     db: a.db ?? join(config.stateDir, 'fleet.db'),
     targets: await loadTargets(),
@@ -51,7 +81,7 @@ export async function resolveFleetContext(a: { config?: string; broker?: string;
 
 async function openSession(ctx: FleetContext, store: ResultsStore | undefined, followJobs: boolean, signal?: AbortSignal): Promise<FleetSession> {
   const s = new FleetSession({
-    url: ctx.url, fleet: ctx.fleet, username: ctx.username, password: ctx.password, protocolVersion: ctx.protocolVersion,
+    url: ctx.url, fleet: ctx.fleet, username: ctx.username, password: ctx.password, tls: ctx.tls, protocolVersion: ctx.protocolVersion,
     targets: ctx.targets, store, settleMs: ctx.settleMs, graceS: ctx.graceS, log: ctx.log, followJobs,
   });
   try {
@@ -124,6 +154,9 @@ export async function fleetRun(ctx: FleetContext, req: RunRequest): Promise<{ ru
 export interface DeployRequest extends RunRequest {
   policy: RolloutPolicy;
   onWave?: (w: WaveOutcome, rate: number) => void;
+  /** Send the model over MQTT: each wave's devices get the chunks before their deploy job (spec names the transfer). */
+  transfer?: ModelTransfer;
+  onTransferred?: (device: string) => void;
 }
 
 export async function fleetDeploy(ctx: FleetContext, req: DeployRequest): Promise<RolloutResult> {
@@ -131,7 +164,16 @@ export async function fleetDeploy(ctx: FleetContext, req: DeployRequest): Promis
     const devices = pickDevices(s, req.selection);
     const runId = newRunId('d');
     store.recordRun({ id: runId, kind: 'deploy', fleet: ctx.fleet, selection: describeSelection(req.selection), params: { deploy: req.spec.params, policy: req.policy }, createdAt: new Date().toISOString() });
-    const r = await runRollout(s, { runId, devices, deploy: req.spec, policy: req.policy, includeOffline: req.includeOffline, signal: req.signal, onChange: req.onChange, onWave: req.onWave });
+    const t = req.transfer;
+    // Chunks only to the devices the wave's jobs go to (offline ones are skipped unless --include-offline), and not
+    // to a device that holds this file already (active or previous): it deploys without reading the chunks, which
+    // would then sit in one of its few open-transfer slots until its weekly clean-up.
+    const needs = (d: string) => {
+      const r = s.view.get(d);
+      return (req.includeOffline || r?.online === true) && r?.deployed?.sha256 !== t!.sha256 && r?.deployed?.previousSha256 !== t!.sha256;
+    };
+    const beforeWave = t ? (wave: string[]) => sendTransfer(s.link, wave.filter(needs), t, { signal: req.signal, onDevice: req.onTransferred }) : undefined;
+    const r = await runRollout(s, { runId, devices, deploy: req.spec, policy: req.policy, includeOffline: req.includeOffline, signal: req.signal, onChange: req.onChange, onWave: req.onWave, beforeWave });
     store.finishRun(runId, { status: r.status, reason: r.reason, waves: r.waves.map(({ devices: d, ...w }) => ({ ...w, devices: d.length })), rolledBack: r.rollbacks.length, unknown: r.unknown });
     return r;
   });
@@ -235,4 +277,31 @@ export async function fleetResults(dbs: string[], q: ResultQuery = {}): Promise<
     }
   }
   return out.sort((a, b) => a.receivedAt.localeCompare(b.receivedAt) || a.device.localeCompare(b.device));
+}
+
+/** Merged Pareto fronts from one or more databases, oldest first; a front stored in two of them counts once. */
+export async function fleetFronts(dbs: string[], q: { since?: string } = {}): Promise<FrontRow[]> {
+  const seen = new Set<string>();
+  const out: FrontRow[] = [];
+  for (const file of dbs) {
+    const store = await ResultsStore.open(file, { readonly: true });
+    try {
+      for (const f of store.fronts(q)) {
+        const k = `${f.runId}\u0000${f.target}`;
+        if (seen.has(k)) continue;
+        seen.add(k);
+        out.push(f);
+      }
+    } finally {
+      await store.close();
+    }
+  }
+  return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.target.localeCompare(b.target));
+}
+
+/** The HTML report of one or more databases (several collectors each keep their own), written atomically. */
+export async function fleetReport(dbs: string[], file: string, opts: { since?: string; title?: string } = {}): Promise<ReportData> {
+  const data = reportData(await fleetResults(dbs, { since: opts.since }), await fleetFronts(dbs, { since: opts.since }), { title: opts.title });
+  await writeFileAtomic(file, renderReport(data));
+  return data;
 }

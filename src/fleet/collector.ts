@@ -6,6 +6,7 @@ import { TERMINAL_STATES, type JobState } from '../agent/jobs.js';
 import type { Logger } from '../agent/log.js';
 import { errorMessage } from '../errors.js';
 import type { Target } from '../types.js';
+import type { TlsMaterial } from './broker-auth.js';
 import { FleetLink, quietLogger, type FleetMessage } from './link.js';
 import type { JobRow, ResultsStore } from './store/results.js';
 import { fleetTopics, sharedFilter } from './topics.js';
@@ -21,11 +22,14 @@ export interface CollectorOptions {
   clientId?: string;
   username?: string;
   password?: string;
+  tls?: TlsMaterial;
   protocolVersion?: 4 | 5;
   targets?: Target[];
   log?: Logger;
   /** Messages are written to the store in batches at most this far apart. */
   batchMs?: number;
+  /** After every batch written (e.g. to stop after so many results). */
+  onBatch?: (stats: CollectorStats) => void;
 }
 
 export interface CollectorStats {
@@ -48,7 +52,7 @@ export class Collector {
     this.view = new FleetView(opts.targets ? targetMatcher(opts.targets) : undefined);
     this.link = new FleetLink({
       url: opts.url, fleet: opts.fleet, clientId: opts.clientId ?? `edgetune-collector-${opts.fleet}`,
-      username: opts.username, password: opts.password, protocolVersion: opts.protocolVersion, log: this.log,
+      username: opts.username, password: opts.password, tls: opts.tls, protocolVersion: opts.protocolVersion, log: this.log,
     });
   }
 
@@ -96,7 +100,9 @@ export class Collector {
       this.opts.store.recordJobs(jobs);
     } catch (e) {
       this.log.error('collector could not write a batch to the results store', { results: results.length, error: errorMessage(e) });
+      return;
     }
+    this.opts.onBatch?.(this.stats);
   }
 
   /** Writes the last batch, disconnects (keeping the broker session, so nothing is missed until the next start). */

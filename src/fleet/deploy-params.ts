@@ -18,6 +18,8 @@ export interface DeployRequestArgs {
   model?: string;
   /** Or an http(s) URL every device downloads (with resume). */
   url?: string;
+  /** Or a chunked transfer over MQTT (src/fleet/transfer.ts): its id, chunk count and size; sha256 from it too. */
+  transfer?: { id: string; chunks: number; bytes: number; sha256: string };
   sha256?: string;
   /** A copy of the model file on this machine to hash (default: `model`, when it exists here). */
   file?: string;
@@ -44,8 +46,10 @@ export async function readSigningKey(path: string): Promise<KeyObject> {
 /** The job parameters, checked against the agent's own schema; `notes` says what was derived and how. */
 export async function deployParams(a: DeployRequestArgs): Promise<{ params: DeployParams; notes: string[] }> {
   const notes: string[] = [];
-  if ((a.model === undefined) === (a.url === undefined)) throw new UsageError('name the model with exactly one of --model (a path on the devices) or --url (a download)');
-  let sha256 = a.sha256?.toLowerCase();
+  const sources = [a.model, a.url, a.transfer].filter((x) => x !== undefined).length;
+  if (sources !== 1) throw new UsageError('name the model with exactly one of --model (a path on the devices), --url (a download) or --transfer --file F (sent over MQTT)');
+  let sha256 = a.sha256?.toLowerCase() ?? a.transfer?.sha256;
+  if (a.transfer && sha256 !== a.transfer.sha256) throw new UsageError(`--sha256 ${sha256} is not the sha256 of the file sent (${a.transfer.sha256})`);
   if (sha256 === undefined) {
     const local = a.file ?? a.model;
     const file = local !== undefined ? resolve(local) : undefined;
@@ -57,7 +61,7 @@ export async function deployParams(a: DeployRequestArgs): Promise<{ params: Depl
     notes.push(`sha256 ${sha256} from ${file}`);
   }
   const params = {
-    ...(a.model !== undefined ? { model: a.model } : { url: a.url }),
+    ...(a.model !== undefined ? { model: a.model } : a.url !== undefined ? { url: a.url } : { transfer: { id: a.transfer!.id, chunks: a.transfer!.chunks, bytes: a.transfer!.bytes } }),
     sha256,
     ...(a.signKey ? { signature: signModel(sha256, await readSigningKey(a.signKey)) } : {}),
     ...(a.recipe ? { recipe: a.recipe } : {}),

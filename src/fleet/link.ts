@@ -7,6 +7,7 @@ import { TypedEvents } from '../agent/events.js';
 import { createLogger, type Logger } from '../agent/log.js';
 import type { JobDoc } from '../agent/jobs.js';
 import { CanceledError, EdgetuneError, errorMessage } from '../errors.js';
+import { fatalConnectError, type TlsMaterial } from './broker-auth.js';
 import { fleetTopics, parseFleetTopic, type FleetTopic } from './topics.js';
 
 export interface FleetMessage {
@@ -24,6 +25,8 @@ export interface LinkOptions {
   clientId: string;
   username?: string;
   password?: string;
+  /** CA, client certificate and key (PEM contents) for mqtts://, as the agent takes them from broker.tls. */
+  tls?: TlsMaterial;
   protocolVersion?: 4 | 5;
   keepaliveS?: number;
   reconnect?: { minMs: number; maxMs: number };
@@ -63,6 +66,7 @@ export class FleetLink {
       clientId: opts.clientId.slice(0, 128),
       username: opts.username,
       password: opts.password,
+      ...(opts.tls ? { tls: opts.tls } : {}),
       keepaliveS: opts.keepaliveS ?? 30,
       protocolVersion: opts.protocolVersion ?? 4,
       reconnect: opts.reconnect ?? { minMs: 200, maxMs: 5000 },
@@ -97,18 +101,29 @@ export class FleetLink {
 
   /** Connects and resolves once every filter subscribed so far is active. */
   async start(opts: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<void> {
+    const timeoutMs = opts.timeoutMs ?? 15_000;
+    const timeout = AbortSignal.timeout(timeoutMs);
+    // An untrusted certificate or a refused login fails the same way on every retry: give up at once, saying why.
+    const fatal = new AbortController();
+    let lastError: string | undefined;
+    const off = this.transport.events.on('error', (e) => {
+      lastError = errorMessage(e);
+      const f = this.everConnected ? undefined : fatalConnectError(e, this.opts.url);
+      if (f) fatal.abort(f);
+    });
     if (!this.started) {
       this.started = true;
       this.transport.start();
     }
-    const timeoutMs = opts.timeoutMs ?? 15_000;
-    const timeout = AbortSignal.timeout(timeoutMs);
     try {
-      await this.transport.waitConnected(opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout);
+      await this.transport.waitConnected(AbortSignal.any([timeout, fatal.signal, ...(opts.signal ? [opts.signal] : [])]));
     } catch (e) {
       if (opts.signal?.aborted) throw new CanceledError('connecting to the MQTT broker');
+      if (fatal.signal.aborted) throw fatal.signal.reason;
       if (!timeout.aborted) throw e;
-      throw new EdgetuneError('CONFIG_INVALID', `could not connect to the MQTT broker ${this.opts.url} within ${timeoutMs / 1000} s; check --broker (EDGETUNE_BROKER_URL) and that the broker is running`);
+      throw new EdgetuneError('CONFIG_INVALID', `could not connect to the MQTT broker ${this.opts.url} within ${timeoutMs / 1000} s${lastError ? ` (last error: ${lastError})` : ''}; check --broker (EDGETUNE_BROKER_URL) and that the broker is running`);
+    } finally {
+      off();
     }
   }
 
@@ -119,6 +134,11 @@ export class FleetLink {
   /** Sends a job to one device's own job topic (QoS 1, not retained: a retained job would re-run on reconnect). */
   publishJob(device: string, job: JobDoc): Promise<void> {
     return this.transport.publish(fleetTopics.deviceJob(this.opts.fleet, device, job.id), job, { qos: 1 });
+  }
+
+  /** One chunk of a model transfer to one device: raw bytes on `{base}/transfer/{id}/{index}` (src/agent/deploy/transfer.ts). */
+  publishChunk(device: string, transferId: string, index: number, payload: Buffer): Promise<void> {
+    return this.transport.publishBytes(fleetTopics.transferChunk(this.opts.fleet, device, transferId, index), payload);
   }
 
   /**
@@ -139,6 +159,7 @@ export class FleetLink {
           protocolVersion: this.opts.protocolVersion ?? 4,
           username: this.opts.username,
           password: this.opts.password,
+          ...(this.opts.tls ?? {}),
         });
         await c.endAsync();
       } catch (e) {

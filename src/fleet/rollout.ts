@@ -88,6 +88,8 @@ export interface RolloutOptions {
   signal?: AbortSignal;
   onChange?: (t: TrackedJob, what: TrackerChange) => void;
   onWave?: (w: WaveOutcome, rate: number) => void;
+  /** Runs before a wave's deploy jobs go out, with its devices (e.g. to send them the model over MQTT). */
+  beforeWave?: (devices: string[]) => Promise<void>;
 }
 
 export async function runRollout(session: FleetSession, opts: RolloutOptions): Promise<RolloutResult> {
@@ -99,6 +101,7 @@ export async function runRollout(session: FleetSession, opts: RolloutOptions): P
   let reason: string | undefined;
   for (const w of waves) {
     if (w.index > 0 && opts.policy.intervalS > 0) await sleep(session.clock, opts.policy.intervalS * 1000, opts.signal);
+    await opts.beforeWave?.(w.devices);
     const entries = await dispatch(session, {
       jobId: opts.runId, devices: w.devices, spec: opts.deploy, includeOffline: opts.includeOffline,
       tags: { runId: opts.runId, phase: w.phase, wave: w.index }, signal: opts.signal, onChange: opts.onChange,
@@ -120,8 +123,10 @@ export async function runRollout(session: FleetSession, opts: RolloutOptions): P
   const notReached = waves.slice(done.length).flatMap((w) => w.devices);
   let rollbacks: TrackedJob[] = [];
   if (reason) {
-    // Only devices that reported the new deployment are rolled back: a failed deploy left the old one running.
-    const changed = deploys.filter((e) => e.verdict === 'SUCCEEDED').map((e) => e.device);
+    // Only devices that reported the new deployment are rolled back: a failed deploy left the old one running,
+    // and one that answered `unchanged` already ran this model before the rollout, so a rollback would move it
+    // to an older model than it had.
+    const changed = deploys.filter((e) => e.verdict === 'SUCCEEDED' && !wasUnchanged(e)).map((e) => e.device);
     if (changed.length) {
       rollbacks = await dispatch(session, {
         jobId: `${opts.runId}-rb`, devices: changed, spec: opts.rollback ?? { type: 'rollback', params: { reason } },
@@ -139,4 +144,10 @@ export async function runRollout(session: FleetSession, opts: RolloutOptions): P
     rollbacks,
     unknown: deploys.filter((e) => e.verdict === 'NO_RESPONSE').map((e) => e.device),
   };
+}
+
+/** The device already ran the model it was sent (the agent answers `unchanged: true` and changes nothing). */
+function wasUnchanged(e: TrackedJob): boolean {
+  const r = e.result as { unchanged?: unknown } | undefined;
+  return typeof r === 'object' && r !== null && r.unchanged === true;
 }

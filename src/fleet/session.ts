@@ -6,6 +6,7 @@ import { TypedEvents } from '../agent/events.js';
 import type { Logger } from '../agent/log.js';
 import { errorMessage } from '../errors.js';
 import type { Target } from '../types.js';
+import type { TlsMaterial } from './broker-auth.js';
 import { FleetLink, quietLogger, type FleetMessage } from './link.js';
 import { newRunId } from './select.js';
 import type { ResultsStore } from './store/results.js';
@@ -20,6 +21,7 @@ export interface FleetSessionOptions {
   fleet: string;
   username?: string;
   password?: string;
+  tls?: TlsMaterial;
   protocolVersion?: 4 | 5;
   /** Unique per running controller: two clients with one id take the connection from each other. */
   clientId?: string;
@@ -54,7 +56,7 @@ export class FleetSession {
     this.tracker = new JobTracker({ clock: this.clock, graceS: opts.graceS });
     this.link = new FleetLink({
       url: opts.url, fleet: opts.fleet, clientId: opts.clientId ?? `edgetune-ctl-${opts.fleet}-${newRunId('')}`,
-      username: opts.username, password: opts.password, protocolVersion: opts.protocolVersion, log: this.log,
+      username: opts.username, password: opts.password, tls: opts.tls, protocolVersion: opts.protocolVersion, log: this.log,
     });
   }
 

@@ -22,6 +22,7 @@ export const fleetTopics = {
   deviceStatus: (fleet: string, device: string) => topics.status(baseTopic({ fleet, deviceId: device })),
   deviceDeployed: (fleet: string, device: string) => `${baseTopic({ fleet, deviceId: device })}/deployed`,
   deviceHealth: (fleet: string, device: string) => `${baseTopic({ fleet, deviceId: device })}/health`,
+  transferChunk: (fleet: string, device: string, transferId: string, index: number) => topics.transferChunk(baseTopic({ fleet, deviceId: device }), transferId, index),
 };
 
 /**

@@ -8,7 +8,9 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { Agent } from '../../src/agent/agent.js';
 import { memoryLogger } from '../../src/agent/log.js';
-import { fleetTuneDistributed, type FleetContext } from '../../src/fleet/api.js';
+import { fleetDeploy, fleetTuneDistributed, type FleetContext } from '../../src/fleet/api.js';
+import { deployParams } from '../../src/fleet/deploy-params.js';
+import { prepareTransfer, transferParams } from '../../src/fleet/transfer.js';
 import { distributedTune } from '../../src/fleet/distributed.js';
 import { formatDistributed } from '../../src/fleet/format.js';
 import { profileDevice } from '../../src/profile/index.js';
@@ -128,4 +130,53 @@ t.test('a real agent that stops in the middle of its share: the share goes to th
   t.same(r.trials.map((m) => recipeLabel(m.recipe)), ['fp32 t1', 'int8-dynamic t1'], 'both candidates measured');
   t.same(r.unmeasured, []);
   t.ok(r.chosen);
+});
+
+t.test('deploy --transfer: a real agent gets the model as MQTT chunks, checks the sha256 and activates it', { skip }, async (t) => {
+  const { url } = await startBroker(t);
+  const dir = t.testdir();
+  const agents = await startAgents(t, url, dir, ['real-t']);
+  const { session } = await startSession(t, url, { store: false });
+  await until(() => session.view.get('real-t')?.online === true, 'the agent online', 30_000);
+  await session.stop();
+
+  const tx = await prepareTransfer(modelFile, 65_536);
+  t.equal(tx.sha256, sha(readFileSync(modelFile)));
+  t.equal(tx.chunks.length, Math.ceil(readFileSync(modelFile).length / 65_536), 'cut into 64 KiB chunks');
+  t.ok(tx.chunks.length > 1);
+  const { params } = await deployParams({ transfer: { ...transferParams(tx), sha256: tx.sha256 }, name: 'over-mqtt' });
+  t.same(params.transfer, { id: tx.id, chunks: tx.chunks.length, bytes: tx.bytes });
+  t.notOk('model' in params || 'url' in params, 'the job names no path and no URL');
+
+  const ctx: FleetContext = { url, fleet: 'ft', db: join(dir, 'fleet.db'), targets: await allTargets(), settleMs: 200, graceS: 10 };
+  const sent: string[] = [];
+  const r = await fleetDeploy(ctx, {
+    selection: { devices: ['real-t'] }, spec: { type: 'deploy', params, timeoutS: 300 }, transfer: tx, onTransferred: (d) => sent.push(d),
+    policy: { canary: { count: 0 }, batch: { percent: 100 }, intervalS: 0, maxFailureRate: 0 },
+  });
+  t.same(sent, ['real-t'], 'every chunk acknowledged before the job went out');
+  t.equal(r.status, 'completed', r.reason ?? '');
+  t.equal(r.deploys[0].verdict, 'SUCCEEDED', `the deploy succeeded ${JSON.stringify(r.deploys[0].error ?? '')}`);
+  const doc = r.deploys[0].result as { deployed: { model: { sha256: string } }; unchanged?: boolean };
+  t.equal(doc.deployed.model.sha256, tx.sha256, 'the device reports the sha256 of the file sent');
+  t.notOk(doc.unchanged);
+  const a = agents.get('real-t')!;
+  t.equal(JSON.parse(readFileSync(join(a.stateDir, 'models', 'current.json'), 'utf8')).active?.sha256, tx.sha256, 'and runs it');
+  t.equal(sha(readFileSync(join(a.stateDir, 'models', 'active.onnx'))), tx.sha256, 'the active model is byte for byte the file sent');
+  await until(() => !existsSync(join(a.stateDir, 'transfers', tx.id)), 'the transfer folder removed after use');
+
+  // Seen from a fresh controller: the retained deployed document names the same file.
+  const { session: s2 } = await startSession(t, url, { store: false });
+  await until(() => s2.view.get('real-t')?.deployed?.sha256 === tx.sha256, 'the deployed sha256 in the fleet view', 10_000);
+  t.pass('fleet view shows the transferred model as deployed');
+
+  // The same file again: the device already runs it, so it gets no chunks (they would sit unread in its transfer slots).
+  const again: string[] = [];
+  const r2 = await fleetDeploy(ctx, {
+    selection: { devices: ['real-t'] }, spec: { type: 'deploy', params, timeoutS: 300 }, transfer: tx, onTransferred: (d) => again.push(d),
+    policy: { canary: { count: 0 }, batch: { percent: 100 }, intervalS: 0, maxFailureRate: 0 },
+  });
+  t.same(again, [], 'no chunks sent to a device that holds the file');
+  t.match(r2.deploys[0], { verdict: 'SUCCEEDED', result: { unchanged: true } });
+  t.notOk(existsSync(join(a.stateDir, 'transfers', tx.id)), 'no transfer left open on the device');
 });

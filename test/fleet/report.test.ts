@@ -1,6 +1,7 @@
 import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fleetReport } from '../../src/fleet/api.js';
 import { renderReport, reportData, writeReport } from '../../src/fleet/report.js';
 import { ResultsStore, type FrontRow, type ResultRow } from '../../src/fleet/store/results.js';
 import { SIM_KINDS, simMeasurement } from '../../src/fleet/sim/fake.js';
@@ -52,6 +53,30 @@ t.test('an empty store gives a page that says so; writeReport writes the file', 
   const data = await writeReport(store, join(dir, 'r.html'));
   t.same(data.targets, []);
   t.match(readFileSync(join(dir, 'r.html'), 'utf8'), /No results recorded yet/);
+});
+
+t.test('fleetReport over several databases (one per collector): every device once, every front once', async (t) => {
+  const dir = t.testdir();
+  const front = [simMeasurement(pi, fp32, 'pi-3', 'm'), simMeasurement(pi, int8, 'pi-3', 'm')].map(json);
+  const f: FrontRow = { runId: 'run-1', target: 'raspberry-pi-4', createdAt: '2026-01-01T00:00:00Z', percentile: 90, winner: front[1], front };
+  const pi1 = row('pi-1', 'bench', '2026-01-01T00:00:01Z', simMeasurement(pi, fp32, 'pi-1', 'm'));
+  const fill = async (file: string, rows: ResultRow[]) => {
+    const s = await ResultsStore.open(join(dir, file));
+    s.recordResults(rows);
+    s.recordFront(f);
+    await s.close();
+  };
+  // The same result and the same front in both files (a collector restarted onto another group member, say).
+  await fill('a.db', [pi1]);
+  await fill('b.db', [pi1, row('pi-2', 'bench', '2026-01-01T00:00:04Z', simMeasurement(pi, int8, 'pi-2', 'm')),
+    row('gw-1', 'bench', '2026-01-01T00:00:05Z', { v: 1, recipe: fp32, label: 'fp32 t4', latencyMs: { p50: 1, p90: 1.2 }, quality: { sqnrDb: 41.5 } }, 'x86_64-avx2')]);
+  const data = await fleetReport([join(dir, 'a.db'), join(dir, 'b.db')], join(dir, 'r.html'), { title: 'merged' });
+  t.same(data.targets.map((x) => [x.target, x.devices.map((d) => d.device), x.fronts.length]), [['raspberry-pi-4', ['pi-1', 'pi-2'], 1], ['x86_64-avx2', ['gw-1'], 0]]);
+  const html = readFileSync(join(dir, 'r.html'), 'utf8');
+  t.match(html, /<title>merged<\/title>/);
+  t.equal((html.match(/class="front-point"/g) ?? []).length, 2, 'the front stored twice is drawn once');
+  const one = await fleetReport([join(dir, 'a.db')], join(dir, 'a.html'));
+  t.same(one.targets.map((x) => x.devices.length), [1], 'one database alone has only its own devices');
 });
 
 t.test('axis ticks are round numbers inside the range', async (t) => {

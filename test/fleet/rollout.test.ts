@@ -66,3 +66,28 @@ t.test('past the failure threshold the rollout stops and the devices it changed 
   t.same(rows.filter((j) => j.state === 'FAILED').map((j) => j.device), ['sim-rpi4-0003', 'sim-rpi4-0004']);
   t.match(formatRollout(r), /rollout roll2 ABORTED: .*; 3 devices rolled back \(3 confirmed\), 3 never reached/);
 });
+
+t.test('an abort does not roll back devices that already ran the new model (their deploy answered unchanged)', async (t) => {
+  // Device 3 fails every deploy; device 1 already runs v1 before the rollout of v1.
+  const { session, sim } = await startSessionWithSims(t, {
+    count: 3, kinds: ['raspberry-pi-4'], overrides: { 'sim-rpi4-0003': { failDeploy: true } },
+    deployed: { v: 1, model: { sha256: '0'.repeat(64), path: 'v0.onnx' }, since: '2026-01-01T00:00:00Z' },
+  });
+  const v1 = { type: 'deploy', params: { model: 'v1.onnx', sha256: '1'.repeat(64) } };
+  const early = await runRollout(session, { runId: 'early', devices: ['sim-rpi4-0001'], deploy: v1, policy: { canary: { count: 0 }, batch: { percent: 100 }, intervalS: 0, maxFailureRate: 1 } });
+  t.equal(early.deploys[0].verdict, 'SUCCEEDED');
+  t.equal(sim.get('sim-rpi4-0001')!.state.deployed?.model.path, 'v1.onnx', 'device 1 runs v1 before the rollout');
+
+  const r = await runRollout(session, {
+    runId: 'roll3', devices: sim.devices.map((d) => d.id).sort(), deploy: v1,
+    policy: { canary: { count: 0 }, batch: { percent: 100 }, intervalS: 0, maxFailureRate: 0.2 },
+  });
+  t.equal(r.status, 'aborted');
+  const d1 = r.deploys.find((e) => e.device === 'sim-rpi4-0001')!;
+  t.equal(d1.verdict, 'SUCCEEDED');
+  t.match(d1.result, { unchanged: true }, 'device 1 answered that v1 was already active');
+  t.same(r.rollbacks.map((x) => x.device), ['sim-rpi4-0002'], 'only the device the rollout changed is rolled back');
+  t.equal(sim.get('sim-rpi4-0001')!.received.rollback, undefined, 'device 1 got no rollback');
+  t.equal(sim.get('sim-rpi4-0001')!.state.deployed?.model.path, 'v1.onnx', 'device 1 still runs v1, not the older v0');
+  t.equal(sim.get('sim-rpi4-0002')!.state.deployed?.model.path, 'v0.onnx', 'device 2 is back on v0');
+});

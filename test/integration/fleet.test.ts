@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { memoryLogger } from '../../src/agent/log.js';
 import { Collector } from '../../src/fleet/collector.js';
 import { countOutcomes, dispatch } from '../../src/fleet/dispatch.js';
 import { fleetResults } from '../../src/fleet/api.js';
@@ -30,10 +31,11 @@ async function setup(t: any, count: number, costMs: number) {
   const sim = new SimFleet({ url: mq.url, fleet: 'it', count, stateRoot: join(dir, 'sims'), behaviour: { costMs }, targets, reconnect: { minMs: 100, maxMs: 1000 } });
   t.teardown(() => sim.stop());
   await sim.start();
-  const session = new FleetSession({ url: mq.url, fleet: 'it', targets, settleMs: 300, graceS: 30 });
+  const log = memoryLogger();
+  const session = new FleetSession({ url: mq.url, fleet: 'it', targets, settleMs: 300, graceS: 30, log });
   t.teardown(() => session.stop());
   await session.start();
-  return { dir, mq, sim, session, targets };
+  return { dir, mq, sim, session, targets, log };
 }
 
 const until = async (pred: () => boolean, what: string, ms = 30_000) => {
@@ -61,6 +63,8 @@ t.test('two collectors in one $share group split the results; together they have
     await store.close();
   }
   const [a, b] = cols.map((x) => x.c.stats.results);
+  const dupes = cols[0].c.stats.duplicates + cols[1].c.stats.duplicates;
+  t.comment(`FAULTS fleet/shared-collectors: results=${a + b} of 24 (collector-1 ${a}, collector-2 ${b}) lost=${24 - a - b} duplicates=${dupes}`);
   t.ok(a > 0 && b > 0, `both collectors took a share of the load (${a} + ${b})`);
   t.equal(cols[0].c.stats.duplicates + cols[1].c.stats.duplicates, 0, 'no message went to both');
   const rows = await fleetResults([join(dir, 'c1.db'), join(dir, 'c2.db')]);
@@ -69,12 +73,16 @@ t.test('two collectors in one $share group split the results; together they have
 });
 
 t.test('a broker restart in the middle of a fleet job: every device\'s result still arrives', { skip }, async (t) => {
-  const { mq, sim, session } = await setup(t, 40, 1500);
+  const { mq, sim, session, log } = await setup(t, 40, 1500);
   const p = dispatch(session, { jobId: 'restart1', devices: sim.devices.map((d) => d.id), spec: { type: 'bench', params: { model: 'm' }, timeoutS: 60 } });
   await until(() => sim.devices.every((d) => session.tracker.get(d.id, 'restart1')?.state === 'IN_PROGRESS'), 'every device working');
   await mq.restart(300);
   t.comment('mosquitto restarted while 40 devices were mid-job');
   const entries = await p;
+  const withResult = entries.filter((e) => e.result !== undefined).length;
+  const resends = log.lines.filter((l) => /sending the job again/.test(l.msg)).length;
+  const deliveries = sim.devices.reduce((n, d) => n + (d.received.bench ?? 0), 0);
+  t.comment(`FAULTS fleet/broker-restart: broker restarts=1 devices=40 results=${withResult} lost=${40 - withResult} no-response=${countOutcomes(entries).byVerdict.NO_RESPONSE ?? 0} job-resends-by-controller=${resends} duplicate-job-deliveries=${deliveries - 40}`);
   t.same(countOutcomes(entries).byVerdict, { SUCCEEDED: 40 }, 'no result lost, none left without an answer');
   t.ok(entries.every((e) => e.result !== undefined));
   await until(() => session.view.records().every((r) => r.online), 'every device back online in the controller\'s view');
@@ -132,6 +140,8 @@ t.test('the fleet commands with two real agent processes on Mosquitto: signed de
   t.equal(tune.code, 0, tune.stderr);
   const out = JSON.parse(tune.stdout);
   t.equal(out.tunes.length, 1);
+  const reassigned = out.tunes[0].shares.reduce((n: number, s: any) => n + Math.max(0, s.attempts.length - 1), 0);
+  t.comment(`FAULTS fleet/distributed-real-agents: shares=${out.tunes[0].shares.length} reassigned=${reassigned} unmeasured=${out.tunes[0].unmeasured.length}`);
   t.same(out.tunes[0].shares.map((s: any) => s.state), ['done', 'done']);
   t.same(new Set(out.tunes[0].shares.map((s: any) => s.device)), new Set(['it-real-a', 'it-real-b']), 'one share per real agent');
   t.equal(out.tunes[0].trials.length, 2);

@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connectAsync } from 'mqtt';
 import { packageRoot } from '../../src/util/paths.js';
-import { agentEnv, controller, freePort, makeCerts, mosquitto, skip, startAgent } from './harness.js';
+import { agentEnv, clientCert, controller, freePort, makeCerts, mosquitto, runCli, skip, startAgent } from './harness.js';
 
 const BASE = 'edgetune/it/dev1';
 
@@ -18,6 +18,7 @@ t.test('TLS, mutual TLS, passwords and the device ACL', { skip }, async (t) => {
   execFileSync('mosquitto_passwd', ['-b', pw, 'controller', 'ctl-secret']);
   execFileSync('mosquitto_passwd', ['-b', pw, 'dev2', 'dev2-secret']);
   const tlsPort = await freePort();
+  const pwTlsPort = await freePort();
   const mq = await mosquitto(t, join(dir, 'mq'), [
     `password_file ${pw}`,
     `acl_file ${join(packageRoot(), 'config', 'mosquitto', 'edgetune.acl')}`,
@@ -27,6 +28,11 @@ t.test('TLS, mutual TLS, passwords and the device ACL', { skip }, async (t) => {
     `keyfile ${certs.serverKey}`,
     'require_certificate true',
     'use_identity_as_username true',
+    // controllers that log in with a password over TLS (docs/security.md)
+    `listener ${pwTlsPort} 127.0.0.1`,
+    `cafile ${certs.ca}`,
+    `certfile ${certs.serverCert}`,
+    `keyfile ${certs.serverKey}`,
   ], { tlsPort, anonymous: false });
   const tlsUrl = `mqtts://127.0.0.1:${tlsPort}`;
   const ctl = await controller(t, mq.url, ['edgetune/#'], { username: 'controller', password: 'ctl-secret' });
@@ -50,6 +56,25 @@ t.test('TLS, mutual TLS, passwords and the device ACL', { skip }, async (t) => {
   while (!agent.logs.some((l) => /broker refused outbox entry/.test(l.msg)) && Date.now() - start < 10_000) await new Promise((r) => setTimeout(r, 100));
   t.ok(agent.logs.some((l) => /broker refused outbox entry .*reason code 135/.test(l.msg)), 'the refusal is logged with its reason code');
   t.notOk(ctl.msgs.some((m) => m.topic === 'edgetune/it/dev2/status'), 'nothing reached another device\'s topic');
+
+  // the controller CLI over mutual TLS (its certificate's CN is its username, 'controller'), then with a password
+  const ctlCert = clientCert(join(dir, 'pki'), 'controller');
+  const devices = ['fleet', 'devices', '--json', '--fleet', 'it', '--db', join(dir, 'ctl.db'), '--settle-ms', '300'];
+  const mtls = await runCli([...devices, '--broker', tlsUrl, '--ca', certs.ca, '--cert', ctlCert.cert, '--key', ctlCert.key]);
+  t.equal(mtls.code, 0, `fleet devices over mutual TLS: ${mtls.stderr}`);
+  t.same(JSON.parse(mtls.stdout).devices.map((d: any) => [d.device, d.online]), [['dev1', true]], 'the controller sees the agent over mutual TLS');
+  writeFileSync(join(dir, 'ctl.pw'), 'ctl-secret\n');
+  const pwTls = await runCli([...devices, '--broker', `mqtts://127.0.0.1:${pwTlsPort}`, '--ca', certs.ca, '--username', 'controller', '--password-file', join(dir, 'ctl.pw')]);
+  t.equal(pwTls.code, 0, `fleet devices with a password over TLS: ${pwTls.stderr}`);
+  t.same(JSON.parse(pwTls.stdout).devices.map((d: any) => d.device), ['dev1'], 'and over TLS with a password file');
+  const wrongCa = await runCli([...devices, '--broker', tlsUrl, '--ca', certs.otherCa, '--cert', ctlCert.cert, '--key', ctlCert.key]);
+  t.equal(wrongCa.code, 1, 'a broker certificate the given CA did not sign is an error');
+  t.match(wrongCa.stderr, /edgetune: the broker mqtts:\/\/127\.0\.0\.1:\d+ presented a certificate this controller does not trust \(\w+.*\); give the CA that signed it with --ca/);
+  t.ok(wrongCa.ms < 15_000, `…at the first attempt, not after the 15 s connect timeout (${wrongCa.ms} ms)`);
+  writeFileSync(join(dir, 'bad.pw'), 'wrong\n');
+  const badPw = await runCli([...devices, '--broker', `mqtts://127.0.0.1:${pwTlsPort}`, '--ca', certs.ca, '--username', 'controller', '--password-file', join(dir, 'bad.pw')]);
+  t.equal(badPw.code, 1);
+  t.match(badPw.stderr, /refused the login \(reason code \d+.*check --username and --password-file/, 'a wrong password says which flags to check');
 
   // the same ACL for a device with a password: its own topics yes, another device's no
   const dev2 = await connectAsync(mq.url, { protocolVersion: 5, username: 'dev2', password: 'dev2-secret', reconnectPeriod: 0 });

@@ -4,14 +4,14 @@ import { readFile } from 'node:fs/promises';
 import type { Argv, CommandModule } from 'yargs';
 import { readRecipeFile, parseRecipe } from '../../compress/recipe-file.js';
 import { UsageError, errorMessage } from '../../errors.js';
-import { fleetDeploy, fleetDevices, fleetResults, fleetRun, fleetTuneDistributed, resolveFleetContext } from '../../fleet/api.js';
+import { fleetDeploy, fleetDevices, fleetReport, fleetResults, fleetRun, fleetTuneDistributed, resolveFleetContext } from '../../fleet/api.js';
 import { Collector } from '../../fleet/collector.js';
 import { deployParams, readSigningKey } from '../../fleet/deploy-params.js';
 import { countOutcomes } from '../../fleet/dispatch.js';
 import { formatDevices, formatDistributed, formatOutcomes, formatResults, formatRollout, formatWave, progressLine } from '../../fleet/format.js';
-import { writeReport } from '../../fleet/report.js';
 import { summarizeResult } from '../../fleet/result-doc.js';
 import { DEFAULT_POLICY, parseAmount, type RolloutPolicy } from '../../fleet/rollout.js';
+import { DEFAULT_CHUNK_BYTES, prepareTransfer, transferParams } from '../../fleet/transfer.js';
 import type { Selection } from '../../fleet/select.js';
 import { ResultsStore, parseSince } from '../../fleet/store/results.js';
 import type { TrackedJob, TrackerChange } from '../../fleet/tracker.js';
@@ -23,14 +23,19 @@ import { EXIT_BUDGET_NOT_MET } from './tune.js';
 /** Exit code when some devices failed, never answered, or a rollout was aborted. */
 export const EXIT_FLEET_FAILURES = 4;
 
-interface Common { broker?: string; fleet?: string; config?: string; db?: string; json: boolean; quiet: boolean; settleMs?: number }
+interface Common { broker?: string; fleet?: string; config?: string; db?: string; json: boolean; quiet: boolean; settleMs?: number; username?: string; passwordFile?: string; ca?: string; cert?: string; key?: string }
 interface Sel { devices?: string[]; target?: string; all: boolean; timeout?: number; includeOffline: boolean; params?: string }
 interface Rollout { canary: string; batch: string; interval: number; maxFailureRate: number }
 
 const common = (y: Argv) => y
   .option('broker', { type: 'string', describe: 'broker URL (default: broker.url from the config / EDGETUNE_BROKER_URL, else the local embedded broker)' })
   .option('fleet', { type: 'string', describe: 'fleet name, the second topic level (default: config fleet / EDGETUNE_FLEET)' })
-  .option('config', { alias: 'c', type: 'string', describe: 'agent config file to read broker and fleet from' })
+  .option('config', { alias: 'c', type: 'string', describe: 'agent config file to read broker, credentials and fleet from (default: $EDGETUNE_CONFIG)' })
+  .option('username', { type: 'string', describe: 'broker username (broker.username / EDGETUNE_BROKER_USERNAME)' })
+  .option('password-file', { type: 'string', describe: 'file whose first line is the broker password (broker.passwordFile / EDGETUNE_BROKER_PASSWORD_FILE)' })
+  .option('ca', { type: 'string', describe: 'PEM file of the CA that signed the broker certificate, for mqtts:// (broker.tls.ca)' })
+  .option('cert', { type: 'string', describe: 'PEM client certificate for mutual TLS (broker.tls.cert); needs --key' })
+  .option('key', { type: 'string', describe: 'PEM private key of --cert (broker.tls.key)' })
   .option('db', { type: 'string', describe: 'results database (SQLite) file; default <stateDir>/fleet.db' })
   .option('settle-ms', { type: 'number', describe: 'quiet time that ends the burst of retained messages at connect' })
   .option('json', { type: 'boolean', default: false })
@@ -198,7 +203,7 @@ const tune: CommandModule<object, TuneArgs> = {
   },
 };
 
-type DeployArgs = Omit<JobArgs, 'model'> & Rollout & { model?: string; url?: string; sha256?: string; file?: string; signKey?: string; name?: string; budgetMs?: number; percentile: number };
+type DeployArgs = Omit<JobArgs, 'model'> & Rollout & { model?: string; url?: string; transfer: boolean; chunkBytes: number; sha256?: string; file?: string; signKey?: string; name?: string; budgetMs?: number; percentile: number };
 
 const deploy: CommandModule<object, DeployArgs> = {
   command: 'deploy',
@@ -206,6 +211,8 @@ const deploy: CommandModule<object, DeployArgs> = {
   builder: (y) => rollout(selection(common(y)))
     .option('model', { type: 'string', describe: 'model path on the devices (examples/… or under their state folder)' })
     .option('url', { type: 'string', describe: 'or an https URL the devices download the model from (resumed after a drop)' })
+    .option('transfer', { type: 'boolean', default: false, describe: 'or send --file to the devices over MQTT in chunks (devices that reach only the broker)' })
+    .option('chunk-bytes', { type: 'number', default: DEFAULT_CHUNK_BYTES, describe: '--transfer: chunk size, at most the devices\' limits.maxPayloadBytes' })
     .option('sha256', { type: 'string', describe: 'sha256 of the model file (default: hashed from --file, or from --model when that file exists here)' })
     .option('file', { type: 'string', describe: 'a copy of the model on this machine, to compute the sha256 from' })
     .option('sign-key', { type: 'string', describe: 'the fleet\'s ed25519 private key (PEM): sign the model, as devices with deploy.publicKey require' })
@@ -215,8 +222,11 @@ const deploy: CommandModule<object, DeployArgs> = {
     .option('percentile', { type: 'number', choices: [50, 90, 95, 99], default: 90 }) as unknown as Argv<DeployArgs>,
   handler: async (a) => {
     const ctx = await resolveFleetContext(a);
+    if (a.transfer && !a.file) throw new UsageError('--transfer sends a file from this machine: give it with --file');
+    const transfer = a.transfer ? await prepareTransfer(a.file!, a.chunkBytes) : undefined;
+    if (transfer) info(`sending ${a.file} (${transfer.bytes} bytes) over MQTT in ${transfer.chunks.length} chunks to each device, transfer ${transfer.id}`);
     const { params, notes } = await deployParams({
-      model: a.model, url: a.url, sha256: a.sha256, file: a.file, signKey: a.signKey, name: a.name,
+      model: a.model, url: a.url, ...(transfer ? { transfer: { ...transferParams(transfer), sha256: transfer.sha256 } } : {}), sha256: a.sha256, file: a.file, signKey: a.signKey, name: a.name,
       ...(a.recipe ? { recipe: await readRecipeFile(a.recipe) } : {}),
       ...(a.budgetMs !== undefined ? { budget: { latencyMs: a.budgetMs, percentile: a.percentile as 50 | 90 | 95 | 99 } } : {}),
       extra: extraParams(a),
@@ -225,6 +235,7 @@ const deploy: CommandModule<object, DeployArgs> = {
     const r = await interruptible((signal) => fleetDeploy(ctx, {
       selection: sel(a), spec: { type: 'deploy', params, timeoutS: a.timeout }, policy: policy(a), includeOffline: a.includeOffline, signal,
       onChange: follower(a), onWave: a.quiet ? undefined : (w, rate) => info(formatWave(w, rate)),
+      ...(transfer ? { transfer, onTransferred: a.quiet ? undefined : (d: string) => info(`${d}: ${transfer.chunks.length} chunks acknowledged by the broker`) } : {}),
     }));
     if (a.json) printJson({ v: 1, ...r, deploys: r.deploys.map(entryJson), rollbacks: r.rollbacks.map(entryJson) });
     else process.stdout.write(formatRollout(r) + '\n');
@@ -251,7 +262,7 @@ const results: CommandModule<object, ResultsArgs> = {
   },
 };
 
-type CollectArgs = Common & { shareGroup: string; share: boolean; clientId?: string };
+type CollectArgs = Common & { shareGroup: string; share: boolean; clientId?: string; duration?: number; count?: number };
 
 const collect: CommandModule<object, CollectArgs> = {
   command: 'collect',
@@ -259,18 +270,28 @@ const collect: CommandModule<object, CollectArgs> = {
   builder: (y) => common(y)
     .option('share-group', { type: 'string', default: 'edgetune', describe: 'shared subscription group ($share/<group>/…)' })
     .option('share', { type: 'boolean', default: true, describe: '--no-share: plain subscription (brokers without shared subscriptions, e.g. the embedded one)' })
-    .option('client-id', { type: 'string', describe: 'stable MQTT client id of this collector (default edgetune-collector-<fleet>-<pid>)' }) as unknown as Argv<CollectArgs>,
+    .option('client-id', { type: 'string', describe: 'stable MQTT client id of this collector (default edgetune-collector-<fleet>-<pid>)' })
+    .option('duration', { type: 'number', describe: 'stop after this many seconds (default: until Ctrl-C)' })
+    .option('count', { type: 'number', describe: 'stop once this many new results are recorded' }) as unknown as Argv<CollectArgs>,
   handler: async (a) => {
+    for (const [flag, v] of [['--duration', a.duration], ['--count', a.count]] as const) {
+      if (v !== undefined && !(v > 0)) throw new UsageError(`${flag} ${v}: give a number above 0`);
+    }
     const ctx = await resolveFleetContext(a);
     const store = await ResultsStore.open(ctx.db);
+    const { signal: interrupted, dispose } = signalOnInterrupt();
+    const enough = new AbortController();
     const c = new Collector({
-      url: ctx.url, fleet: ctx.fleet, store, targets: ctx.targets, username: ctx.username, password: ctx.password, protocolVersion: ctx.protocolVersion,
+      url: ctx.url, fleet: ctx.fleet, store, targets: ctx.targets, username: ctx.username, password: ctx.password, tls: ctx.tls, protocolVersion: ctx.protocolVersion,
       clientId: a.clientId ?? `edgetune-collector-${ctx.fleet}-${process.pid}`, ...(a.share ? { shareGroup: a.shareGroup } : {}),
+      onBatch: (st) => { if (a.count && st.results >= a.count) enough.abort(); },
     });
-    const { signal, dispose } = signalOnInterrupt();
     try {
-      await c.start({ signal });
-      info(`collecting ${c.filters().join(', ')} from ${ctx.url} into ${store.file ?? 'memory'}; Ctrl-C to stop`);
+      // Only Ctrl-C cancels the connect; --duration counts from the moment the collector is listening.
+      await c.start({ signal: interrupted });
+      const signal = AbortSignal.any([interrupted, enough.signal, ...(a.duration ? [AbortSignal.timeout(a.duration * 1000)] : [])]);
+      const until = [a.count ? `${a.count} results` : '', a.duration ? `${a.duration} s` : ''].filter(Boolean).join(' or ');
+      info(`collecting ${c.filters().join(', ')} from ${ctx.url} into ${store.file ?? 'memory'}; ${until ? `stopping after ${until} or ` : ''}Ctrl-C to stop`);
       await new Promise<void>((r) => (signal.aborted ? r() : signal.addEventListener('abort', () => r(), { once: true })));
     } finally {
       dispose();
@@ -282,7 +303,7 @@ const collect: CommandModule<object, CollectArgs> = {
   },
 };
 
-type ReportArgs = Common & { output: string; since?: string; title?: string };
+type ReportArgs = Common & { output: string; since?: string; title?: string; dbs?: string[] };
 
 const report: CommandModule<object, ReportArgs> = {
   command: 'report',
@@ -290,17 +311,13 @@ const report: CommandModule<object, ReportArgs> = {
   builder: (y) => common(y)
     .option('output', { alias: 'o', type: 'string', default: 'fleet-report.html' })
     .option('since', { type: 'string', describe: 'only results since: 30m, 2h, 7d or a date' })
-    .option('title', { type: 'string' }) as unknown as Argv<ReportArgs>,
+    .option('title', { type: 'string' })
+    .option('dbs', { type: 'string', array: true, describe: 'report on several databases together (one per collector)' }) as unknown as Argv<ReportArgs>,
   handler: async (a) => {
-    const ctx = await resolveFleetContext(a);
-    const store = await ResultsStore.open(ctx.db, { readonly: true });
-    try {
-      const data = await writeReport(store, a.output, { since: a.since ? parseSince(a.since) : undefined, title: a.title });
-      if (a.json) printJson({ v: 1, output: a.output, targets: data.targets.map((t) => ({ target: t.target, devices: t.devices.length, fronts: t.fronts.length })) });
-      else info(`wrote ${a.output}: ${data.targets.length} targets, ${data.targets.reduce((n, t) => n + t.devices.length, 0)} devices`);
-    } finally {
-      await store.close();
-    }
+    const files = a.dbs?.length ? a.dbs : [(await resolveFleetContext(a)).db];
+    const data = await fleetReport(files, a.output, { since: a.since ? parseSince(a.since) : undefined, title: a.title });
+    if (a.json) printJson({ v: 1, output: a.output, targets: data.targets.map((t) => ({ target: t.target, devices: t.devices.length, fronts: t.fronts.length })) });
+    else info(`wrote ${a.output}: ${data.targets.length} targets, ${data.targets.reduce((n, t) => n + t.devices.length, 0)} devices`);
   },
 };
 

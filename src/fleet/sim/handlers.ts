@@ -95,10 +95,12 @@ export function simHandlers(d: SimDeps): HandlerMap {
       run: async (params, ctx) => {
         const p = params as DeployParams;
         maybeCrash('deploy');
+        const cur = d.state.deployed;
+        // Like the agent: the model already active, sent again without a recipe, is a no-op.
+        if (cur && !p.recipe && cur.model.sha256 === p.sha256) return { v: 1, deployed: cur, unchanged: true, simulated: true };
         ctx.onProgress?.({ step: 'SIMULATED deploy', pct: 0 });
         await sleep(clock, d.behaviour.costMs, ctx.signal);
         if (d.behaviour.failDeploy) throw new EdgetuneError('JOB_FAILED', `SIMULATED deploy failure on ${d.device} (fleet-sim --fail-deploy)`);
-        const cur = d.state.deployed;
         const doc: DeployedDoc = {
           v: 1,
           // Like a real device: a compressing recipe makes a new file (here a made-up hash of it).
