@@ -5,9 +5,12 @@
 //   --space=file.json    the search space for every model (default: 24 candidates, see SPACE below)
 //   --quick              shorter benchmarks per trial
 // Exhaustive measurements do not depend on the budget, so exhaustive runs once per model and its decision for the
-// other two budgets replays its journal (its wall time is that one run). Each adaptive run starts from nothing.
+// other two budgets replays its journal (its wall time is that one run). Each adaptive run starts from nothing, and
+// measures again what it picks: on a noisy machine its measurement of a candidate near the budget can land on the
+// other side of it. So each budget also runs adaptive on a copy of exhaustive's journal ("same measurements"):
+// the search strategy alone, judged on the very numbers exhaustive decided with.
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { formatTable } from '../src/cli/output.js';
@@ -47,6 +50,9 @@ interface Row {
   adaptive: { trials: number; fraction: number; wallS: number; chosen: string | null; accuracy?: number; sha?: string; stop: string };
   exhaustive: { trials: number; wallS: number; chosen: string | null; accuracy?: number; sha?: string };
   match: 'same recipe' | 'same model' | 'within 0.5 pt' | 'both infeasible' | 'only adaptive met it' | 'DIFFERENT';
+  /** adaptive again, reading exhaustive's measurements (its journal) for every candidate it picks: the search
+   *  strategy alone, without the run-to-run noise of measuring each candidate a second time */
+  shared: { trials: number; chosen: string | null; match: Row['match'] };
   /** for reading a mismatch: what adaptive did, and what exhaustive measured */
   detail: { adaptiveLog: Array<{ label: string; predictedMs?: number; measuredMs?: number; why: string }>; exhaustiveP90: Record<string, number>; skipped: number };
 }
@@ -100,11 +106,15 @@ async function main(): Promise<void> {
         const ex = await tune({ ...common, budgetMs, strategy: 'exhaustive', output: join(dir, 'ex.onnx'), journalPath: exJournal });
         process.stderr.write(`${e.name}: adaptive at ${budgetMs} ms …\n`);
         const ad = await tune({ ...common, budgetMs, strategy: 'adaptive', output: join(dir, `ad-${budgetMs}.onnx`), journalPath: join(dir, `ad-${budgetMs}.jsonl`) });
+        const sharedJournal = join(dir, `sh-${budgetMs}.jsonl`);
+        await copyFile(exJournal, sharedJournal);
+        const sh = await tune({ ...common, budgetMs, strategy: 'adaptive', output: join(dir, `sh-${budgetMs}.onnx`), journalPath: sharedJournal });
         rows.push({
           model: e.name, budgetMs, candidates: ad.space.candidates,
           adaptive: { trials: ad.trials.length, fraction: ad.trials.length / ad.space.candidates, wallS: ad.wallS, chosen: ad.chosen?.label ?? null, accuracy: ad.chosen?.quality.accuracy, sha: ad.chosen?.model.sha256, stop: ad.search.stopReason },
           exhaustive: { trials: ex.trials.length, wallS: first.wallS, chosen: ex.chosen?.label ?? null, accuracy: ex.chosen?.quality.accuracy, sha: ex.chosen?.model.sha256 },
           match: matchOf(ad, ex),
+          shared: { trials: sh.trials.length, chosen: sh.chosen?.label ?? null, match: matchOf(sh, ex) },
           detail: {
             adaptiveLog: ad.search.log.map((l) => ({ label: l.label, ...(l.predictedMs !== undefined ? { predictedMs: l.predictedMs } : {}), ...(l.measuredMs !== undefined ? { measuredMs: l.measuredMs } : {}), why: l.why })),
             exhaustiveP90: Object.fromEntries(ex.trials.map((m) => [m.label, latencyAt(m, 90)])), skipped: ad.space.skipped.length,
@@ -114,7 +124,7 @@ async function main(): Promise<void> {
           const d = rows.at(-1)!.detail;
           process.stderr.write(`  adaptive: ${d.adaptiveLog.map((l) => `${l.label} ${l.predictedMs?.toFixed(4) ?? '-'}→${l.measuredMs?.toFixed(4) ?? '-'}`).join(', ')}\n  exhaustive chose ${ex.chosen?.label ?? 'nothing'}${ex.chosen ? `: ${latencyAt(ex.chosen, 90).toFixed(4)} ms` : ` (${ex.infeasible?.reason.slice(0, 200)})`}; stop: ${ad.search.stopReason}\n`);
         }
-        process.stderr.write(`  → adaptive ${ad.trials.length}/${ad.space.candidates} trials, ${ad.wallS.toFixed(0)} s: ${ad.chosen?.label ?? 'none'}; exhaustive: ${ex.chosen?.label ?? 'none'} (${rows.at(-1)!.match})\n`);
+        process.stderr.write(`  → adaptive ${ad.trials.length}/${ad.space.candidates} trials, ${ad.wallS.toFixed(0)} s: ${ad.chosen?.label ?? 'none'}; exhaustive: ${ex.chosen?.label ?? 'none'} (${rows.at(-1)!.match}); on the same measurements ${sh.trials.length} picked: ${sh.chosen?.label ?? 'none'} (${rows.at(-1)!.shared.match})\n`);
       }
     }
   } finally {
@@ -122,15 +132,18 @@ async function main(): Promise<void> {
   }
   const acc = (x?: number) => (x === undefined ? '' : ` ${(x * 100).toFixed(1)}%`);
   console.log(formatTable(
-    ['model', 'budget ms', 'cands', 'adaptive trials', 'adaptive s', 'exhaustive s', 'adaptive chose', 'exhaustive chose', 'match'],
+    ['model', 'budget ms', 'cands', 'adaptive trials', 'adaptive s', 'exhaustive s', 'adaptive chose', 'exhaustive chose', 'match', 'same measurements: trials', 'chose', 'match'],
     rows.map((r) => [r.model, r.budgetMs, r.candidates, `${r.adaptive.trials} (${(r.adaptive.fraction * 100).toFixed(0)}%)`, Number(r.adaptive.wallS.toFixed(1)), Number(r.exhaustive.wallS.toFixed(1)),
-      `${r.adaptive.chosen ?? '—'}${acc(r.adaptive.accuracy)}`, `${r.exhaustive.chosen ?? '—'}${acc(r.exhaustive.accuracy)}`, r.match]),
+      `${r.adaptive.chosen ?? '—'}${acc(r.adaptive.accuracy)}`, `${r.exhaustive.chosen ?? '—'}${acc(r.exhaustive.accuracy)}`, r.match,
+      `${r.shared.trials} (${((r.shared.trials / r.candidates) * 100).toFixed(0)}%)`, r.shared.chosen ?? '—', r.shared.match]),
   ));
   const agree = rows.filter((r) => r.match !== 'DIFFERENT' && r.match !== 'only adaptive met it').length;
   const meanFraction = rows.reduce((s, r) => s + r.adaptive.fraction, 0) / Math.max(1, rows.length);
-  console.log(`\n${agree}/${rows.length} same choice as exhaustive (or within 0.5 pt), ${rows.filter((r) => r.match === 'only adaptive met it').length} where only adaptive's winner passed its confirmation; adaptive measured ${(meanFraction * 100).toFixed(0)}% of the candidates on average (target ≤ 35%)`);
+  const sharedAgree = rows.filter((r) => r.shared.match !== 'DIFFERENT' && r.shared.match !== 'only adaptive met it').length;
+  console.log(`\nsearch strategy alone (adaptive reading exhaustive's measurements): ${sharedAgree}/${rows.length} same choice, ${(rows.reduce((s, r) => s + r.shared.trials / r.candidates, 0) / Math.max(1, rows.length) * 100).toFixed(0)}% of the candidates picked on average`);
+  console.log(`${agree}/${rows.length} same choice as exhaustive (or within 0.5 pt), ${rows.filter((r) => r.match === 'only adaptive met it').length} where only adaptive's winner passed its confirmation; adaptive measured ${(meanFraction * 100).toFixed(0)}% of the candidates on average (target ≤ 35%)`);
   await mkdir(join(root, 'bench-results'), { recursive: true });
-  await writeJsonAtomic(join(root, 'bench-results', 'bench-tune.json'), { v: 1, device: profile.id, target: matched.target.name, space, rows, agree, meanFraction });
+  await writeJsonAtomic(join(root, 'bench-results', 'bench-tune.json'), { v: 1, device: profile.id, target: matched.target.name, space, rows, agree, sharedAgree, meanFraction });
 }
 
 main().catch((e) => { console.error(e); process.exitCode = 1; });
