@@ -230,6 +230,14 @@ t.test('a model sent as MQTT chunks (some before the job, one twice) is assemble
   t.equal(r.status.state, 'SUCCEEDED', JSON.stringify(r.status.error));
   t.equal(activeSha(stateDir), m.sha256);
   await until(() => !readdirSafe(join(stateDir, 'transfers')).includes('tx1'), 'transfer folder removed after use');
+
+  // The same model sent again: the device already runs it, so the chunks are never read, and must not linger.
+  for (let i = 0; i < chunks.length; i++) await obs.client.publishAsync(`${BASE}/transfer/tx2/${i}`, chunks[i], { qos: 1 });
+  await until(() => readdirSafe(join(stateDir, 'transfers')).includes('tx2'), 'second transfer stored');
+  const again = await run('deploy', { transfer: { id: 'tx2', chunks: chunks.length, bytes: m.bytes.length }, sha256: m.sha256 });
+  t.equal(again.status.state, 'SUCCEEDED');
+  t.equal(again.result?.unchanged, true, 'nothing to deploy');
+  await until(() => !readdirSafe(join(stateDir, 'transfers')).includes('tx2'), 'unread transfer removed');
 });
 
 t.test('an activation not committed before a crash is rolled back at the next start', async (t) => {

@@ -114,8 +114,13 @@ async function runDeploy(p: DeployParams, d: DeployDeps, ctx: OpContext, job: st
   const tag = stagingTag(p, job);
   const part = store.stagingPath(tag, 'part');
 
+  // Chunks sent for a model this device already holds are never read: drop them, or they would hold one of the
+  // few transfer slots until they expire.
+  const dropTransfer = async () => { if (p.transfer) await d.transfers.remove(p.transfer.id); };
+
   // A re-run after a crash past commit, or the same model sent again: nothing to do.
   if (store.active && !store.pending && (store.active.job === job || (!p.recipe && store.active.sha256 === p.sha256))) {
+    await dropTransfer();
     return { v: 1, deployed: store.deployedDoc()!, unchanged: true };
   }
 
@@ -141,6 +146,7 @@ async function runDeploy(p: DeployParams, d: DeployDeps, ctx: OpContext, job: st
     if (src.kind === 'transfer') await d.transfers.remove(src.id);
   } else {
     checkSignature(p, d);
+    await dropTransfer();
   }
   throwIfAborted(ctx.signal, 'deploy');
 
