@@ -259,15 +259,15 @@ export async function fleetTuneDistributed(ctx: FleetContext, req: DistributedRe
   });
 }
 
-/** Results from one or more databases (several collectors each keep their own), newest last, duplicates dropped. */
-export async function fleetResults(dbs: string[], q: ResultQuery = {}): Promise<ResultRow[]> {
+/** Rows read from each database in turn (several collectors each keep their own), a row stored in two counted once. */
+async function mergeStores<T>(dbs: string[], read: (store: ResultsStore) => Iterable<T>, key: (row: T) => string): Promise<T[]> {
   const seen = new Set<string>();
-  const out: ResultRow[] = [];
+  const out: T[] = [];
   for (const file of dbs) {
     const store = await ResultsStore.open(file, { readonly: true });
     try {
-      for (const r of store.results(q)) {
-        const k = `${r.device}\u0000${r.jobId}`;
+      for (const r of read(store)) {
+        const k = key(r);
         if (seen.has(k)) continue;
         seen.add(k);
         out.push(r);
@@ -276,27 +276,19 @@ export async function fleetResults(dbs: string[], q: ResultQuery = {}): Promise<
       await store.close();
     }
   }
-  return out.sort((a, b) => a.receivedAt.localeCompare(b.receivedAt) || a.device.localeCompare(b.device));
+  return out;
+}
+
+/** Results from one or more databases, newest last, duplicates dropped. */
+export async function fleetResults(dbs: string[], q: ResultQuery = {}): Promise<ResultRow[]> {
+  const rows = await mergeStores(dbs, (s) => s.results(q), (r) => `${r.device}\u0000${r.jobId}`);
+  return rows.sort((a, b) => a.receivedAt.localeCompare(b.receivedAt) || a.device.localeCompare(b.device));
 }
 
 /** Merged Pareto fronts from one or more databases, oldest first; a front stored in two of them counts once. */
 export async function fleetFronts(dbs: string[], q: { since?: string } = {}): Promise<FrontRow[]> {
-  const seen = new Set<string>();
-  const out: FrontRow[] = [];
-  for (const file of dbs) {
-    const store = await ResultsStore.open(file, { readonly: true });
-    try {
-      for (const f of store.fronts(q)) {
-        const k = `${f.runId}\u0000${f.target}`;
-        if (seen.has(k)) continue;
-        seen.add(k);
-        out.push(f);
-      }
-    } finally {
-      await store.close();
-    }
-  }
-  return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.target.localeCompare(b.target));
+  const rows = await mergeStores(dbs, (s) => s.fronts(q), (f) => `${f.runId}\u0000${f.target}`);
+  return rows.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.target.localeCompare(b.target));
 }
 
 /** The HTML report of one or more databases (several collectors each keep their own), written atomically. */

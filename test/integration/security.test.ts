@@ -10,13 +10,18 @@ import { agentEnv, clientCert, controller, freePort, makeCerts, mosquitto, runCl
 
 const BASE = 'edgetune/it/dev1';
 
+/** A Mosquitto password file for these users. */
+function passwordFile(dir: string, users: Record<string, string>): string {
+  const pw = join(dir, 'passwd');
+  writeFileSync(pw, '');
+  for (const [user, secret] of Object.entries(users)) execFileSync('mosquitto_passwd', ['-b', pw, user, secret]);
+  return pw;
+}
+
 t.test('TLS, mutual TLS, passwords and the device ACL', { skip }, async (t) => {
   const dir = t.testdir();
   const certs = makeCerts(join(dir, 'pki'), 'dev1');
-  const pw = join(dir, 'passwd');
-  writeFileSync(pw, '');
-  execFileSync('mosquitto_passwd', ['-b', pw, 'controller', 'ctl-secret']);
-  execFileSync('mosquitto_passwd', ['-b', pw, 'dev2', 'dev2-secret']);
+  const pw = passwordFile(dir, { controller: 'ctl-secret', dev2: 'dev2-secret' });
   const tlsPort = await freePort();
   const pwTlsPort = await freePort();
   const mq = await mosquitto(t, join(dir, 'mq'), [
@@ -102,10 +107,7 @@ t.test('TLS, mutual TLS, passwords and the device ACL', { skip }, async (t) => {
 t.test('TLS that checks only the broker (no client certificate) with a username and password', { skip }, async (t) => {
   const dir = t.testdir();
   const certs = makeCerts(join(dir, 'pki'), 'unused');
-  const pw = join(dir, 'passwd');
-  writeFileSync(pw, '');
-  execFileSync('mosquitto_passwd', ['-b', pw, 'controller', 'ctl-secret']);
-  execFileSync('mosquitto_passwd', ['-b', pw, 'dev3', 'dev3-secret']);
+  const pw = passwordFile(dir, { controller: 'ctl-secret', dev3: 'dev3-secret' });
   const tlsPort = await freePort();
   const mq = await mosquitto(t, join(dir, 'mq'), [
     `password_file ${pw}`,
