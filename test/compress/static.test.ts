@@ -12,7 +12,7 @@ import type { Recipe } from '../../src/types.js';
 import type { StaticContext } from '../../src/compress/quantize/static.js';
 import { cosine, ort, randomFloats, runOnce } from '../helpers/ort.js';
 import { idxSource } from '../helpers/idx.js';
-import { optimizedOps } from '../helpers/optimized.js';
+import { optimizedNodes, optimizedOps } from '../helpers/optimized.js';
 
 // Decisions that depend on the CPU (activation type, warnings) are pinned to an x86 with VNNI.
 const ctx: StaticContext = { cpu: { family: 'x86', isa: ['avx2', 'vnni'] } };
@@ -158,6 +158,13 @@ t.test('the example CNN: calibrated on held-out IDX images, fused in ORT, top-1 
   const ops = await optimizedOps(tmp, res.model, 'q');
   t.ok(ops.includes('QLinearConv') && ops.filter((o) => o === 'QGemm').length === 2, ops.join(' '));
   t.notOk(ops.some((o, i) => o === 'QuantizeLinear' && ops[i + 1] === 'MaxPool'), 'no int8 MaxPool in NCHW (Q stays after the pool)');
+  // Flattened channels-last: the int8 pool output reaches fc1 without a Transpose back to NCHW.
+  t.match(res.warnings.join('\n'), /flattened in channels-last order \(\/Flatten/);
+  const nodes = await optimizedNodes(tmp, res.model, 'q2');
+  const producer = new Map(nodes.flatMap((n) => n.output.map((o) => [o, n] as const)));
+  const flatten = nodes.find((n) => n.opType === 'Flatten');
+  t.equal(producer.get(flatten!.input[0])?.opType, 'NhwcMaxPool', `Flatten reads the NHWC int8 pool directly (${ops.join(' ')})`);
+  t.equal(ops.filter((o) => o === 'Transpose').length, 1, 'one Transpose left: into the first int8 conv');
   const set = await loadIdxClassification(images, labels, { limit: 2000 });
   const a = await evaluateClassifier(join(dir, 'model.onnx'), set, { batch: 500 });
   const b = await evaluateClassifier(join(tmp, 'q.onnx'), set, { batch: 500 });

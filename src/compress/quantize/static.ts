@@ -1,6 +1,7 @@
 // Static int8 quantization (QDQ) with calibrated activation ranges:
 //   1. raise the opset to 13 when that is safe (per-channel DequantizeLinear needs it), else per-tensor weights;
-//   2. plan which nodes get QDQ (qdq-plan.ts) and so which activations need ranges;
+//   2. plan which nodes get QDQ (qdq-plan.ts) and so which activations need ranges; flatten channels-last before
+//      an FC layer fed by an int8 conv (nhwc-flatten.ts);
 //   3. calibrate those activations by running the model in ONNX Runtime on the caller's data (calibrate/);
 //   4. re-plan with what calibration could measure, then rewrite the graph (qdq-rewrite.ts).
 // ONNX Runtime fuses the result into QLinearConv / QLinearMatMul / QGemm / QLinearAdd … at session creation.
@@ -17,6 +18,7 @@ import { foldBatchNorms } from './qdq-fold.js';
 import { hostCpu, int8KernelWarnings, type HostCpu } from './qdq-isa.js';
 import { PER_CHANNEL_OPSET, softmaxInputsToProbe, upgradeBlocker, upgradeToOpset13, type RankOf } from './qdq-opset.js';
 import { activationParams, type QParams } from './qdq-params.js';
+import { flattenChannelsLast } from './nhwc-flatten.js';
 import { mixedRangeConcats, planQdq, type PlanOptions } from './qdq-plan.js';
 import { applyQdqPlan, commuteReluPastBoundaryPools } from './qdq-rewrite.js';
 
@@ -80,6 +82,9 @@ export async function quantizeStatic(model: OnnxModel, q: QuantizeStep, exclude:
     override: (node) => overrideFor(q, node),
   };
   ctx.onProgress?.({ step: 'static: plan', pct: 2 });
+  // Before calibration, so the new Transpose's output is planned and calibrated like any other tensor.
+  const flattened = flattenChannelsLast(g, planQdq(g, base));
+  if (flattened.length) warnings.push(`flattened in channels-last order (${flattened.slice(0, 3).join(', ')}${flattened.length > 3 ? ', …' : ''}; the next layer's weights reordered to match), so ONNX Runtime runs the int8 conv output into the FC layer without a Transpose`);
   const first = planQdq(g, base);
   if (!first.nodes.some((p) => p.role === 'core')) {
     report.skipped.push(...first.skipped);
