@@ -151,7 +151,12 @@ function targets(rows: Row[]): string[] {
   const f = (x: number | undefined, d = 3) => (x === undefined ? '-' : x.toFixed(d));
   for (const r of pick(/^example/, /^static/)) {
     const drop = (r.accFp32! - r.acc!) * 100;
-    out.push(`static int8 on the example (${r.mode}): top-1 drop ${drop.toFixed(2)} pt (target ≤ 0.5) ${drop <= 0.5 ? 'MET' : 'MISSED'}; speed-up ${f(1 / r.lat1!, 2)}× at 1 thread (target ≥ 1.8) ${1 / r.lat1! >= 1.8 ? 'MET' : 'MISSED'}`);
+    // The batch-32 row has no verdict: the target is read at batch 1, a device's usual call.
+    if (/batch 32/.test(r.model)) {
+      out.push(`static int8 on the example at batch 32 (${r.mode}): ${f(1 / r.lat1!, 2)}× at 1 thread (informative: what the int8 kernels gain without the fixed cost of a call; the target is read at batch 1)`);
+      continue;
+    }
+    out.push(`static int8 on the example at batch 1 (${r.mode}): top-1 drop ${drop.toFixed(2)} pt (target ≤ 0.5) ${drop <= 0.5 ? 'MET' : 'MISSED'}; speed-up ${f(1 / r.lat1!, 2)}× at 1 thread (target ≥ 1.8) ${1 / r.lat1! >= 1.8 ? 'MET' : 'MISSED'}`);
   }
   for (const r of pick(/FFN stack|PP-OCRv4 rec/, /^dynamic$/)) {
     const what = /FFN/.test(r.model) ? '' : ` (real, conv-dominated: ${r.layers} MatMul/Gemm quantized)`;
