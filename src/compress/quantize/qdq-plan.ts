@@ -70,7 +70,7 @@ export interface PlanOptions {
    * im2col int8 GEMM over K=9 (a 1-channel 3×3) or K=27 (RGB 3×3) runs 2-3× slower than ORT's fp32 NCHWc conv.
    */
   minConvDepth?: number;
-  /** quantize depthwise convs (default true); measured slower than fp32 on x86 */
+  /** quantize depthwise convs (default true; recipe.quantize.depthwise) */
   depthwise?: boolean;
   /** tensors that may be quantized; default: every tensor statically known to be float32 */
   available?: Set<string>;
@@ -274,7 +274,7 @@ function planCore(
     const dims = wc.tensor.dims.map(Number);
     const depth = dims.slice(1).reduce((x, d) => x * d, 1);
     const depthwise = group > 1 && dims[1] === 1 && group === dims[0];
-    if (depthwise && opts.depthwise === false) { skip('depthwise conv: int8 depthwise kernels are slower than fp32 on this CPU family'); return undefined; }
+    if (depthwise && opts.depthwise === false) { skip('depthwise conv kept fp32 (recipe.quantize.depthwise is false)'); return undefined; }
     if (!depthwise && depth < (opts.minConvDepth ?? 32)) {
       skip(`reduction depth ${depth} (${dims[1]} channel(s) × ${dims.slice(2).join('×')} kernel) is too shallow for int8 GEMM kernels: fp32 is faster`);
       return undefined;

@@ -78,7 +78,7 @@ export async function quantizeStatic(model: OnnxModel, q: QuantizeStep, exclude:
   const folded = foldBatchNorms(model);
   if (folded.length) warnings.push(`folded ${folded.length} BatchNormalization(s) into the preceding Conv weights`);
   const base: PlanOptions = {
-    perChannel, excludeOps: exclude.excludeOps, excludeNodes: exclude.excludeNodes,
+    perChannel, excludeOps: exclude.excludeOps, excludeNodes: exclude.excludeNodes, depthwise: q.depthwise,
     override: (node) => overrideFor(q, node),
   };
   ctx.onProgress?.({ step: 'static: plan', pct: 2 });
