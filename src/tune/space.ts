@@ -16,7 +16,8 @@ const QuantOptionSchema = Type.Union(
 
 /**
  * A --space file: any axis given replaces the target's; `fallback` (sensitive layers kept fp32 by
- * recipe.quantize.fallback.worstK) and `executionMode` exist only here because targets do not state them.
+ * recipe.quantize.fallback.worstK), `depthwise` (static int8 with depthwise convs kept fp32 when false) and
+ * `executionMode` exist only here because targets do not state them.
  */
 export const SpaceFileSchema = Type.Object(
   {
@@ -29,6 +30,8 @@ export const SpaceFileSchema = Type.Object(
     spinning: Type.Optional(Type.Array(Type.Boolean(), { minItems: 1, uniqueItems: true })),
     executionMode: Type.Optional(Type.Array(Type.Union([Type.Literal('sequential'), Type.Literal('parallel')]), { minItems: 1, uniqueItems: true })),
     fallback: Type.Optional(Type.Array(Type.Integer({ minimum: 0, maximum: 64 }), { uniqueItems: true })),
+    /** static int8 with depthwise convs quantized (true) and/or kept fp32 (false); default [true] */
+    depthwise: Type.Optional(Type.Array(Type.Boolean(), { minItems: 1, uniqueItems: true })),
     /** refit pruned layers on calibration data (default: when there is data) */
     reconstruct: Type.Optional(Type.Boolean()),
     /** refuse grids larger than this (default 512) */
@@ -47,12 +50,16 @@ export interface TuneAxes {
   spinning: Array<boolean | undefined>;
   executionMode: Array<ExecMode | undefined>;
   fallback: number[];
+  /** recipe.quantize.depthwise values for static int8; absent = [true] */
+  depthwise?: boolean[];
 }
 
 export interface TunePoint extends SpacePoint {
   executionMode?: ExecMode;
   /** sensitive layers kept fp32 (recipe.quantize.fallback.worstK); 0 = none */
   fallback?: number;
+  /** false: static int8 keeps depthwise convs fp32 (recipe.quantize.depthwise); absent = quantized */
+  depthwise?: false;
 }
 
 export interface Candidate {
@@ -94,12 +101,13 @@ export function tuneAxes(target: Target, cores: number, file?: SpaceFile): TuneA
     spinning: f.spinning ?? a.spinning,
     executionMode: f.executionMode ?? [undefined],
     fallback: f.fallback ? [...new Set([0, ...f.fallback])] : [0],
+    depthwise: f.depthwise ?? [true],
   };
 }
 
 export function axesSize(a: TuneAxes): number {
   return a.quant.length * a.threads.length * a.prune.length * a.lowrankEnergy.length * a.graphOptimizationLevel.length *
-    a.spinning.length * a.executionMode.length * a.fallback.length;
+    a.spinning.length * a.executionMode.length * a.fallback.length * (a.depthwise ?? [true]).length;
 }
 
 const QUANTIZED = new Set<QuantOption>(['dynamic', 'static', 'weight-only-4', 'weight-only-8']);
@@ -107,6 +115,7 @@ const QUANTIZED = new Set<QuantOption>(['dynamic', 'static', 'weight-only-4', 'w
 /** Why a point is not worth measuring (it cannot differ from a point kept), or undefined. */
 export function uselessBecause(p: TunePoint, axes: TuneAxes): string | undefined {
   if ((p.fallback ?? 0) > 0 && !QUANTIZED.has(p.quant)) return `${p.quant} quantizes nothing, so no layer can fall back`;
+  if (p.depthwise === false && p.quant !== 'static') return `${p.quant} has no int8 depthwise convs to keep fp32 (only static int8 quantizes them)`;
   // One intra-op thread means no thread pool: spinning has nothing to spin; keep the first spinning value only.
   if (p.threads === 1 && p.spinning !== undefined && p.spinning !== axes.spinning[0]) return 'one thread has no thread pool to spin';
   return undefined;
@@ -121,7 +130,8 @@ function sessionLabel(p: TunePoint, axes: TuneAxes): string {
 }
 
 export function modelKeyOf(p: TunePoint): string {
-  return `${p.quant}|p${p.prune ?? 0}|lr${p.lowrankEnergy ?? '-'}|fb${p.fallback ?? 0}`;
+  // '|dw0' only when set, so journals written before the depthwise axis keep their keys.
+  return `${p.quant}|p${p.prune ?? 0}|lr${p.lowrankEnergy ?? '-'}|fb${p.fallback ?? 0}${p.depthwise === false ? '|dw0' : ''}`;
 }
 
 export function stemKeyOf(p: Pick<TunePoint, 'prune' | 'lowrankEnergy'>): string {
@@ -137,6 +147,7 @@ export function tuneRecipe(target: Target, p: TunePoint, o: { reconstruct?: bool
   if (r.prune && o.reconstruct) r.prune = { ...r.prune, reconstruct: true };
   if (p.executionMode) r.session = { ...r.session, executionMode: p.executionMode };
   if ((p.fallback ?? 0) > 0 && r.quantize) r.quantize = { ...r.quantize, fallback: { worstK: p.fallback } };
+  if (p.depthwise === false && r.quantize) r.quantize = { ...r.quantize, depthwise: false };
   return r;
 }
 
@@ -154,26 +165,28 @@ export function buildCandidates(target: Target, axes: TuneAxes, o: { max?: numbe
     for (const prune of axes.prune)
       for (const lowrankEnergy of axes.lowrankEnergy)
         for (const fallback of axes.fallback)
-          for (const graphOptimizationLevel of axes.graphOptimizationLevel)
-            for (const spinning of axes.spinning)
-              for (const executionMode of axes.executionMode)
-                for (const threads of axes.threads) {
-                  const point: TunePoint = {
-                    quant, threads,
-                    ...(prune ? { prune } : {}),
-                    ...(lowrankEnergy !== undefined ? { lowrankEnergy } : {}),
-                    ...(graphOptimizationLevel ? { graphOptimizationLevel } : {}),
-                    ...(spinning !== undefined ? { spinning } : {}),
-                    ...(executionMode ? { executionMode } : {}),
-                    ...(fallback ? { fallback } : {}),
-                  };
-                  const recipe = tuneRecipe(target, point, o);
-                  const fb = fallback ? `-fb${fallback}` : '';
-                  const label = `${recipeLabel({ ...recipe, session: undefined })}${fb} ${sessionLabel(point, axes)}`;
-                  const why = uselessBecause(point, axes);
-                  if (why) { skipped.push({ label, why }); continue; }
-                  candidates.push({ id: candidateId(point), label, point, recipe, modelKey: modelKeyOf(point), stemKey: stemKeyOf(point) });
-                }
+          for (const depthwise of axes.depthwise ?? [true])
+            for (const graphOptimizationLevel of axes.graphOptimizationLevel)
+              for (const spinning of axes.spinning)
+                for (const executionMode of axes.executionMode)
+                  for (const threads of axes.threads) {
+                    const point: TunePoint = {
+                      quant, threads,
+                      ...(prune ? { prune } : {}),
+                      ...(lowrankEnergy !== undefined ? { lowrankEnergy } : {}),
+                      ...(graphOptimizationLevel ? { graphOptimizationLevel } : {}),
+                      ...(spinning !== undefined ? { spinning } : {}),
+                      ...(executionMode ? { executionMode } : {}),
+                      ...(fallback ? { fallback } : {}),
+                      ...(depthwise === false ? { depthwise } : {}),
+                    };
+                    const recipe = tuneRecipe(target, point, o);
+                    const fb = `${fallback ? `-fb${fallback}` : ''}${depthwise === false ? '-dwfp32' : ''}`;
+                    const label = `${recipeLabel({ ...recipe, session: undefined })}${fb} ${sessionLabel(point, axes)}`;
+                    const why = uselessBecause(point, axes);
+                    if (why) { skipped.push({ label, why }); continue; }
+                    candidates.push({ id: candidateId(point), label, point, recipe, modelKey: modelKeyOf(point), stemKey: stemKeyOf(point) });
+                  }
   return { candidates, skipped };
 }
 
@@ -194,6 +207,7 @@ export function pointOfRecipe(r: Recipe): TunePoint {
     ...(s.spinning !== undefined ? { spinning: s.spinning } : {}),
     ...(s.executionMode ? { executionMode: s.executionMode } : {}),
     ...(q?.fallback?.worstK ? { fallback: q.fallback.worstK } : {}),
+    ...(q?.mode === 'static' && q.depthwise === false ? { depthwise: false as const } : {}),
   };
 }
 

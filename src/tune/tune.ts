@@ -33,7 +33,8 @@ function featuresOf(c: Candidate, r: ModelRecord, base: ModelRecord): LatencyFea
   return {
     ...(r.macs !== undefined && base.macs ? { macsRatio: r.macs / base.macs } : {}),
     levels: {
-      quant: p.quant, threads: String(p.threads), prune: String(p.prune ?? 0), lowrank: String(p.lowrankEnergy ?? '-'),
+      // Keeping depthwise convs fp32 is another quantized form, with its own speed: a level of `quant`.
+      quant: p.depthwise === false ? `${p.quant}-dwfp32` : p.quant, threads: String(p.threads), prune: String(p.prune ?? 0), lowrank: String(p.lowrankEnergy ?? '-'),
       opt: p.graphOptimizationLevel ?? '-', spin: String(p.spinning ?? '-'), exec: p.executionMode ?? '-', fallback: String(p.fallback ?? 0),
     },
   };

@@ -40,6 +40,24 @@ t.test('the grid drops useless combinations and says why', async (t) => {
   t.throws(() => buildCandidates(target, axes, { max: 10 }), /restrict it with a --space file/);
 });
 
+t.test('depthwise axis: static int8 twice (depthwise int8 and fp32), other modes once, keys and labels distinct', async (t) => {
+  const tgt: Target = { ...target, space: { quant: ['fp32', 'dynamic'], staticInt8: true, threads: [1] } };
+  const axes = tuneAxes(tgt, 1, { v: 1, depthwise: [true, false] });
+  t.same(axes.depthwise, [true, false]);
+  const { candidates, skipped } = buildCandidates(tgt, axes);
+  const statics = candidates.filter((c) => c.point.quant === 'static');
+  t.equal(statics.length, 2);
+  const dw = statics.find((c) => c.point.depthwise === false)!;
+  t.equal(dw.recipe.quantize?.depthwise, false, 'the recipe keeps depthwise convs fp32');
+  t.equal(statics.find((c) => c !== dw)!.recipe.quantize?.depthwise, undefined, 'the other one quantizes them');
+  t.match(dw.label, /-dwfp32/);
+  t.not(dw.modelKey, statics.find((c) => c !== dw)!.modelKey, 'two different models');
+  t.equal(modelKeyOf({ quant: 'static', threads: 1 }), 'static|p0|lr-|fb0', 'keys without the axis are unchanged (old journals)');
+  t.equal(skipped.filter((s) => /no int8 depthwise convs/.test(s.why)).length, 2, 'fp32 and dynamic have no depthwise variant');
+  t.same(candidatesFromRecipes([dw.recipe])[0].point.depthwise, false, 'a recipe with depthwise false maps back to the point');
+  t.equal(tuneAxes(tgt, 1).depthwise?.length, 1, 'without a space file: one value');
+});
+
 t.test('pruning is reconstructed when asked (there is data)', async (t) => {
   const axes = tuneAxes(target, 1);
   const a = buildCandidates(target, axes, { reconstruct: true }).candidates.find((c) => c.recipe.prune)!;

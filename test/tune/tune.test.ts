@@ -56,6 +56,30 @@ t.test('exhaustive: every candidate measured; fp32 wins a generous budget; model
   t.match(formatTuneTable(r), /chosen: fp32 t1/);
 });
 
+t.test('a depthwise model tuned with the depthwise axis: both static forms compressed, measured and compared', async (t) => {
+  const dir = t.testdir();
+  const b = new GraphBuilder('dw');
+  const x = b.input('x', DT.FLOAT, [1, 16, 16, 16]);
+  const conv = (inp: string, name: string, cout: number, cin: number, k: number, group = 1, seed = 1) =>
+    b.op('Relu', [b.op('Conv', [inp, b.initializer(`${name}_w`, DT.FLOAT, [cout, cin, k, k], randomFloats(cout * cin * k * k, seed, 0.2))],
+      { pads: [k >> 1, k >> 1, k >> 1, k >> 1], group }, name)]);
+  const pw1 = conv(x, 'pw1', 32, 16, 1, 1, 1);
+  const dw = conv(pw1, 'dw', 32, 1, 3, 32, 2);
+  const pw2 = conv(dw, 'pw2', 32, 32, 1, 1, 3);
+  b.output(b.node('GlobalAveragePool', [pw2], { outputs: ['y'] })[0], DT.FLOAT);
+  const model = join(dir, 'dw.onnx');
+  await saveModel(buildModel(b.graph), model);
+  const r = await tune({ model, budgetMs: 1000, threads: [1], quant: ['static'], spaceFile: { v: 1, depthwise: [true, false] }, strategy: 'exhaustive', bench: quickBench, output: join(dir, 'out.onnx') });
+  const labels = r.trials.map((m) => m.label).sort();
+  t.same(labels, ['fp32 t1', 'int8-static t1', 'int8-static-dwfp32 t1'], labels.join(', '));
+  const kept = r.trials.find((m) => m.label.includes('dwfp32'))!;
+  const full = r.trials.find((m) => m.label === 'int8-static t1')!;
+  t.equal(kept.recipe.quantize?.depthwise, false);
+  t.not(kept.model.sha256, full.model.sha256, 'two different files');
+  t.ok(kept.model.bytes > full.model.bytes, 'the fp32 depthwise weights make the file larger');
+  t.ok(kept.quality.cosine! > 0.99 && full.quality.cosine! > 0.99, `cosine ${kept.quality.cosine} / ${full.quality.cosine}`);
+});
+
 t.test('adaptive: stops as soon as nothing left can beat the incumbent', async (t) => {
   const dir = t.testdir();
   const model = await mlpFile(dir);
