@@ -18,6 +18,7 @@ import { foldBatchNorms } from './qdq-fold.js';
 import { hostCpu, int8KernelWarnings, type HostCpu } from './qdq-isa.js';
 import { PER_CHANNEL_OPSET, softmaxInputsToProbe, upgradeBlocker, upgradeToOpset13, type RankOf } from './qdq-opset.js';
 import { activationParams, type QParams } from './qdq-params.js';
+import { matmulAddToGemm } from './matmul-add-gemm.js';
 import { flattenChannelsLast } from './nhwc-flatten.js';
 import { mixedRangeConcats, planQdq, type PlanOptions } from './qdq-plan.js';
 import { applyQdqPlan, commuteReluPastBoundaryPools } from './qdq-rewrite.js';
@@ -77,6 +78,8 @@ export async function quantizeStatic(model: OnnxModel, q: QuantizeStep, exclude:
   const g = model.proto.graph!;
   const folded = foldBatchNorms(model);
   if (folded.length) warnings.push(`folded ${folded.length} BatchNormalization(s) into the preceding Conv weights`);
+  const gemms = matmulAddToGemm(g);
+  if (gemms.length) warnings.push(`merged ${gemms.length} MatMul + bias Add pair(s) into Gemm (${gemms.slice(0, 3).join(', ')}${gemms.length > 3 ? ', …' : ''}) so ONNX Runtime runs them as QGemm with an int32 bias`);
   const base: PlanOptions = {
     perChannel, excludeOps: exclude.excludeOps, excludeNodes: exclude.excludeNodes, depthwise: q.depthwise,
     override: (node) => overrideFor(q, node),
