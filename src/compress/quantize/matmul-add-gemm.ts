@@ -29,14 +29,17 @@ function is2d(idx: GraphIndex, t: string): boolean {
   return false;
 }
 
-/** Rewrites, in place, each 2-D MatMul(x, W) → Add(bias) pair into Gemm(x, W, bias). Returns the MatMuls merged. */
-export function matmulAddToGemm(g: GraphProto): string[] {
+/**
+ * Rewrites, in place, each 2-D MatMul(x, W) → Add(bias) pair into Gemm(x, W, bias) where `mayMerge` allows (the
+ * caller keeps a MatMul the recipe excludes or keeps fp32 as it is). Returns the MatMuls merged.
+ */
+export function matmulAddToGemm(g: GraphProto, mayMerge: (mm: NodeProto) => boolean = () => true): string[] {
   const merged: string[] = [];
   const idx = new GraphIndex(g);
   const gone = new Set<NodeProto>();
   const biases: string[] = [];
   for (const mm of g.node) {
-    if (!isDefault(mm) || mm.opType !== 'MatMul' || idx.graphOutputs.has(mm.output[0])) continue;
+    if (!isDefault(mm) || mm.opType !== 'MatMul' || idx.graphOutputs.has(mm.output[0]) || !mayMerge(mm)) continue;
     const w = idx.initializers.get(mm.input[1]);
     if (!w || idx.graphInputs.has(w.name) || w.dataType !== DT.FLOAT || w.dims.length !== 2 || !is2d(idx, mm.input[0])) continue;
     const readers = idx.consumersOf(mm.output[0]);

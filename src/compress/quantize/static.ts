@@ -13,7 +13,7 @@ import { probeDims } from '../calibrate/collect.js';
 import { calibrate, generatedSource } from '../calibrate/index.js';
 import { opsetVersion, type PassOptions } from '../pass.js';
 import type { PipelineContext } from '../pipeline.js';
-import { overrideFor } from './overrides.js';
+import { nodeKey, overrideFor } from './overrides.js';
 import { foldBatchNorms } from './qdq-fold.js';
 import { hostCpu, int8KernelWarnings, type HostCpu } from './qdq-isa.js';
 import { PER_CHANNEL_OPSET, softmaxInputsToProbe, upgradeBlocker, upgradeToOpset13, type RankOf } from './qdq-opset.js';
@@ -78,7 +78,11 @@ export async function quantizeStatic(model: OnnxModel, q: QuantizeStep, exclude:
   const g = model.proto.graph!;
   const folded = foldBatchNorms(model);
   if (folded.length) warnings.push(`folded ${folded.length} BatchNormalization(s) into the preceding Conv weights`);
-  const gemms = matmulAddToGemm(g);
+  // A MatMul the recipe excludes or keeps fp32 stays a MatMul, so exclusions by op type still find it.
+  const gemms = matmulAddToGemm(g, (n) => {
+    const o = overrideFor(q, n);
+    return !exclude.excludeOps?.includes('MatMul') && !exclude.excludeNodes?.includes(nodeKey(n)) && !o.skip && (o.bits ?? 8) === 8;
+  });
   if (gemms.length) warnings.push(`merged ${gemms.length} MatMul + bias Add pair(s) into Gemm (${gemms.slice(0, 3).join(', ')}${gemms.length > 3 ? ', …' : ''}) so ONNX Runtime runs them as QGemm with an int32 bias`);
   const base: PlanOptions = {
     perChannel, excludeOps: exclude.excludeOps, excludeNodes: exclude.excludeNodes, depthwise: q.depthwise,

@@ -73,6 +73,13 @@ t.test('MatMul + bias Add on a 2-D input becomes one Gemm: ORT runs QGemm, no fl
   const ref = (await runOnce(modelBytes(m), f)).y;
   t.ok(cosine(ref, (await runOnce(modelBytes(res.model), f)).y) > 0.99);
 
+  // Excluded by op type or kept fp32 by an override: the MatMul stays a MatMul (and fp32).
+  for (const r of [{ v: 1 as const, exclude: { ops: ['MatMul'], nodes: [] } }, { v: 1 as const, quantize: { mode: 'static' as const, overrides: { fc: { skip: true } } } }]) {
+    const kept = await applyRecipe(m, { ...r, quantize: { mode: 'static', calibration: { method: 'minmax', samples: 8, batch: 4 }, ...(r.quantize ?? {}) } }, ctx);
+    t.ok(kept.model.proto.graph!.node.some((n) => n.opType === 'MatMul' && n.name === 'fc'), `MatMul kept with ${JSON.stringify(r)}`);
+    t.notOk(kept.passes[0].changed.some((c) => c.node === 'fc'), 'and not quantized');
+  }
+
   // Not 2-D (a 3-D activation): a Gemm cannot take it, so it stays as it was.
   const b = new GraphBuilder('3d');
   const x = b.input('x', DT.FLOAT, ['N', 5, 32]);
