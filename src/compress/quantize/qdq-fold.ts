@@ -4,11 +4,10 @@
 //   y = gamma · (conv(x, W) + b − mean) / sqrt(var + eps) + beta  =  conv(x, W·s) + (b − mean)·s + beta,  s = gamma / sqrt(var + eps)
 import type { GraphProto, NodeProto } from 'onnx-buf';
 import { DT } from '../../onnx/dtype.js';
-import { GraphIndex, pruneUnused, removeNodes, uniqueName } from '../../onnx/graph.js';
+import { GraphIndex, isDefaultDomain as isDefault, pruneUnused, removeNodes, uniqueName } from '../../onnx/graph.js';
 import { makeTensor, readTensor, toFloat32 } from '../../onnx/tensor.js';
 import type { OnnxModel } from '../../onnx/model.js';
 
-const isDefault = (n: NodeProto) => n.domain === '' || n.domain === 'ai.onnx';
 
 /** Folds every eligible Conv → BatchNormalization pair of the main graph in place; returns the BN names folded. */
 export function foldBatchNorms(model: OnnxModel): string[] {

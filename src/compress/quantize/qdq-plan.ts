@@ -14,7 +14,7 @@
 import type { GraphProto, NodeProto } from 'onnx-buf';
 import { AttributeProto_AttributeType as AT } from 'onnx-buf';
 import { DT } from '../../onnx/dtype.js';
-import { GraphIndex } from '../../onnx/graph.js';
+import { GraphIndex, intAttr, isDefaultDomain as isDefault } from '../../onnx/graph.js';
 import { subgraphsOf } from '../../onnx/walk.js';
 import type { PassReport } from '../../types.js';
 import type { NodeOverride } from './overrides.js';
@@ -59,6 +59,11 @@ export interface QdqPlan {
   skipped: PassReport['skipped'];
 }
 
+/** The nodes a plan quantizes itself (Conv/MatMul/Gemm …), not the linking ops that follow them. */
+export function coreNodes(plan: Pick<QdqPlan, 'nodes'>): Set<NodeProto> {
+  return new Set(plan.nodes.filter((p) => p.role === 'core').map((p) => p.node));
+}
+
 export interface PlanOptions {
   perChannel: boolean;
   excludeOps?: string[];
@@ -78,13 +83,8 @@ export interface PlanOptions {
   keepFloat?: Map<string, string>;
 }
 
-const isDefault = (n: NodeProto) => n.domain === '' || n.domain === 'ai.onnx';
 const nameOf = (n: NodeProto) => n.name || n.output[0];
 
-function intAttr(n: NodeProto, name: string, dflt: number): number {
-  const a = n.attribute.find((x) => x.name === name);
-  return a ? Number(a.i) : dflt;
-}
 
 /** Element types of main-graph values, as far as the graph says without running it (float32 is all we need). */
 export function staticElemTypes(g: GraphProto, idx: GraphIndex): Map<string, number> {

@@ -5,7 +5,7 @@ import { create } from '@bufbuild/protobuf';
 import { NodeProtoSchema, type GraphProto, type NodeProto } from 'onnx-buf';
 import { attr } from '../../onnx/builder.js';
 import { DT } from '../../onnx/dtype.js';
-import { GraphIndex, pruneUnused } from '../../onnx/graph.js';
+import { GraphIndex, isDefaultDomain, pruneUnused } from '../../onnx/graph.js';
 import { makeTensor, readTensor, toFloat32 } from '../../onnx/tensor.js';
 import { subgraphsOf } from '../../onnx/walk.js';
 import type { OnnxModel } from '../../onnx/model.js';
@@ -208,14 +208,13 @@ export function applyQdqPlan(model: OnnxModel, plan: QdqPlan, params: Map<string
 export function commuteReluPastBoundaryPools(g: GraphProto, plan: QdqPlan): string[] {
   const idx = new GraphIndex(g);
   const chosen = new Set(plan.nodes.map((p) => p.node));
-  const isDefault = (n: NodeProto) => n.domain === '' || n.domain === 'ai.onnx';
   const names = new Names(g);
   const swapped: string[] = [];
   for (const t of plan.activations) {
     const pool = idx.producer.get(t);
-    if (!pool || pool.opType !== 'MaxPool' || !isDefault(pool) || chosen.has(pool) || pool.output.filter(Boolean).length !== 1) continue;
+    if (!pool || pool.opType !== 'MaxPool' || !isDefaultDomain(pool) || chosen.has(pool) || pool.output.filter(Boolean).length !== 1) continue;
     const relu = idx.producer.get(pool.input[0]);
-    if (!relu || relu.opType !== 'Relu' || !isDefault(relu) || idx.consumersOf(relu.output[0]).length !== 1 || idx.graphOutputs.has(relu.output[0])) continue;
+    if (!relu || relu.opType !== 'Relu' || !isDefaultDomain(relu) || idx.consumersOf(relu.output[0]).length !== 1 || idx.graphOutputs.has(relu.output[0])) continue;
     const x = relu.input[0];
     const mid = names.fresh(`${t}_pooled`);
     const [reluName, poolName, poolAttrs] = [relu.name, pool.name, pool.attribute];

@@ -13,14 +13,14 @@ import { probeDims } from '../calibrate/collect.js';
 import { calibrate, generatedSource } from '../calibrate/index.js';
 import { opsetVersion, type PassOptions } from '../pass.js';
 import type { PipelineContext } from '../pipeline.js';
-import { nodeKey, overrideFor } from './overrides.js';
+import { overrideFor } from './overrides.js';
 import { foldBatchNorms } from './qdq-fold.js';
 import { hostCpu, int8KernelWarnings, type HostCpu } from './qdq-isa.js';
 import { PER_CHANNEL_OPSET, softmaxInputsToProbe, upgradeBlocker, upgradeToOpset13, type RankOf } from './qdq-opset.js';
 import { activationParams, type QParams } from './qdq-params.js';
 import { matmulAddToGemm } from './matmul-add-gemm.js';
 import { flattenChannelsLast } from './nhwc-flatten.js';
-import { mixedRangeConcats, planQdq, type PlanOptions } from './qdq-plan.js';
+import { coreNodes, mixedRangeConcats, planQdq, type PlanOptions } from './qdq-plan.js';
 import { applyQdqPlan, commuteReluPastBoundaryPools } from './qdq-rewrite.js';
 
 export interface StaticContext extends PipelineContext {
@@ -78,17 +78,16 @@ export async function quantizeStatic(model: OnnxModel, q: QuantizeStep, exclude:
   const g = model.proto.graph!;
   const folded = foldBatchNorms(model);
   if (folded.length) warnings.push(`folded ${folded.length} BatchNormalization(s) into the preceding Conv weights`);
-  // A MatMul the recipe excludes or keeps fp32 stays a MatMul, so exclusions by op type still find it.
-  const gemms = matmulAddToGemm(g, (n) => {
-    const o = overrideFor(q, n);
-    return !exclude.excludeOps?.includes('MatMul') && !exclude.excludeNodes?.includes(nodeKey(n)) && !o.skip && (o.bits ?? 8) === 8;
-  });
-  if (gemms.length) warnings.push(`merged ${gemms.length} MatMul + bias Add pair(s) into Gemm (${gemms.slice(0, 3).join(', ')}${gemms.length > 3 ? ', …' : ''}) so ONNX Runtime runs them as QGemm with an int32 bias`);
   const base: PlanOptions = {
     perChannel, excludeOps: exclude.excludeOps, excludeNodes: exclude.excludeNodes, depthwise: q.depthwise,
     override: (node) => overrideFor(q, node),
   };
   ctx.onProgress?.({ step: 'static: plan', pct: 2 });
+  // Only MatMuls the plan quantizes are merged: one the recipe excludes or keeps fp32 stays a MatMul, so exclusions
+  // by op type still find it.
+  const quantized = coreNodes(planQdq(g, base));
+  const gemms = matmulAddToGemm(g, (n) => quantized.has(n));
+  if (gemms.length) warnings.push(`merged ${gemms.length} MatMul + bias Add pair(s) into Gemm (${gemms.slice(0, 3).join(', ')}${gemms.length > 3 ? ', …' : ''}) so ONNX Runtime runs them as QGemm with an int32 bias`);
   // Before calibration, so the new Transpose's output is planned and calibrated like any other tensor.
   const flattened = flattenChannelsLast(g, planQdq(g, base));
   if (flattened.length) warnings.push(`flattened in channels-last order (${flattened.slice(0, 3).join(', ')}${flattened.length > 3 ? ', …' : ''}; the next layer's weights reordered to match), so ONNX Runtime runs the int8 conv output into the FC layer without a Transpose`);
