@@ -1,11 +1,13 @@
 import { cloneModel, type OnnxModel } from '../onnx/model.js';
 import { dropValueInfo } from '../onnx/graph.js';
+import { DT } from '../onnx/dtype.js';
 import { EdgetuneError, throwIfAborted } from '../errors.js';
 import type { DataSource } from '../measure/datasets/source.js';
 import type { OpContext, PassReport, Recipe } from '../types.js';
 import { runQuantize, type StepResult } from './quantize/index.js';
 import { runPrune } from './prune/index.js';
 import { runLowrank } from './lowrank/index.js';
+import { foldConstantWeights, restoreFp16Storage } from './fold-weights.js';
 
 export interface PipelineResult {
   model: OnnxModel;
@@ -43,6 +45,8 @@ export async function applyRecipe(input: OnnxModel, recipe: Recipe, ctx: Pipelin
 
   const passes: PassReport[] = [];
   const warnings: string[] = [];
+  const inputFloat = new Set(model.proto.graph!.initializer.filter((t) => t.dataType === DT.FLOAT).map((t) => t.name));
+  const folded = steps.length ? foldConstantWeights(model.proto.graph!, model.dir) : [];
   for (const [i, step] of steps.entries()) {
     throwIfAborted(ctx.signal, 'compress');
     ctx.onProgress?.({ step: step.name, pct: (100 * i) / steps.length });
@@ -50,6 +54,7 @@ export async function applyRecipe(input: OnnxModel, recipe: Recipe, ctx: Pipelin
     passes.push(...r.passes);
     warnings.push(...r.warnings);
   }
+  if (folded.length) warnings.unshift(foldNote(folded, restoreFp16Storage(model.proto.graph!, folded, inputFloat)));
   // Shapes recorded by the exporter may no longer hold after a rewrite; ORT re-infers them.
   if (passes.some((p) => p.changed.length > 0)) dropValueInfo(model.proto.graph!);
   for (const p of passes) {
@@ -57,4 +62,11 @@ export async function applyRecipe(input: OnnxModel, recipe: Recipe, ctx: Pipelin
   }
   ctx.onProgress?.({ step: 'compressed', pct: 100 });
   return { model, passes, warnings };
+}
+
+function foldNote(folded: ReturnType<typeof foldConstantWeights>, restored: number): string {
+  const ops = [...new Set(folded.flatMap((f) => f.ops))].join('/');
+  const names = folded.slice(0, 3).map((f) => f.weight).join(', ') + (folded.length > 3 ? ', …' : '');
+  const back = restored ? `; ${restored} float weight(s) of the result stored as float16, as in the input` : '';
+  return `folded ${folded.length} weight(s) computed from constants by ${ops} into initializers (${names}) so their layers can be compressed${back}`;
 }

@@ -95,7 +95,6 @@ export function outerReads(node: NodeProto): string[] {
 
 // ---- edits: small, explicit mutations of a GraphProto ----
 
-/** Replaces (or adds) an initializer by name. */
 /** A standard ONNX op (the default domain), as opposed to a com.microsoft or custom one. */
 export function isDefaultDomain(n: Pick<NodeProto, 'domain'>): boolean {
   return n.domain === '' || n.domain === 'ai.onnx';
@@ -107,6 +106,7 @@ export function intAttr(node: NodeProto, name: string, dflt: number): number {
   return a ? Number(a.i) : dflt;
 }
 
+/** Replaces (or adds) an initializer by name. */
 export function setInitializer(graph: GraphProto, tensor: TensorProto): void {
   const i = graph.initializer.findIndex((t) => t.name === tensor.name);
   if (i >= 0) graph.initializer[i] = tensor;

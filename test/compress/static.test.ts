@@ -1,4 +1,5 @@
 import t from 'tap';
+import { depthwiseConvCount } from '../../src/compress/quantize/qdq-plan.js';
 import { join } from 'node:path';
 import { GraphBuilder, buildModel, valueInfo } from '../../src/onnx/builder.js';
 import { DT } from '../../src/onnx/dtype.js';
@@ -202,7 +203,7 @@ t.test('robustness: graph-output convs, dynamic weights, If bodies, masks, stale
     { ...ctx, shapes: { x: [2, 8, 6, 6], wd: [36, 4] } } as StaticContext);
   const why = Object.fromEntries(res.passes[0].skipped.map((s) => [s.node, s.why]));
   t.match(why.head_conv, /graph output/);
-  t.match(why.dyn_matmul, /not a constant/);
+  t.match(why.dyn_matmul, /is a graph input, supplied at run time/);
   t.match(why.if, /1 Conv\/MatMul\/Gemm inside its subgraph bodies stay fp32/);
   t.match(why.kept_by_override, /overrides\["kept_by_override"\]/);
   t.match(why[masked], /mask or non-finite values/, 'the masked tensor is not quantized');
@@ -280,6 +281,9 @@ t.test('recipe.quantize.depthwise false: the real PP-OCR cls keeps its 11 depthw
   const res = await applyRecipe(m, staticRecipe({ depthwise: false, calibration: { method: 'minmax', samples: 16, batch: 4 } }), { ...ctx, shapes: clsShapes });
   const kept = res.passes[0].skipped.filter((s) => /depthwise conv kept fp32/.test(s.why));
   t.equal(kept.length, 11, 'every depthwise conv named with the reason');
+  t.equal(depthwiseConvCount(m.proto.graph!), 11, 'the tuner counts the same 11 (its depthwise axis)');
+  const fp16 = (await applyRecipe(m, { v: 1, quantize: { mode: 'fp16' } })).model;
+  t.equal(depthwiseConvCount(fp16.proto.graph!), 11, 'also when the weights are stored fp16 behind a Cast');
   const convs = res.passes[0].changed.filter((c) => c.op === 'Conv');
   t.ok(convs.length >= 20, `${convs.length} other convs still quantized`);
   const ops = await optimizedOps(t.testdir(), res.model, 'cls-dw');

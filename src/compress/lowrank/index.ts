@@ -13,6 +13,7 @@ import type { PassReport } from '../../types.js';
 import type { PassOptions } from '../pass.js';
 import { addConstant, constRef, dimsOf, floatAttr, intAttr, nodeLabel, readConst, type ConstRef } from '../prune/tensors.js';
 import { truncatedFactors, type RankChoice } from './svd.js';
+import { whyNotConstant } from '../fold-weights.js';
 
 /** What an empty lowrank step means: keep 95% of the spectrum's energy. */
 export const DEFAULT_ENERGY = 0.95;
@@ -33,7 +34,7 @@ export function lowrankFactorize(model: OnnxModel, step: LowrankStep, opts: Pass
     const skip = (why: string) => report.skipped.push({ node: name, op, why });
     if (opts.excludeOps?.includes(op) || opts.excludeNodes?.includes(name)) { skip('excluded by the recipe'); continue; }
     const w = constRef(idx, node.input[1]);
-    if (!w) { skip(`weight "${node.input[1]}" is not a constant`); continue; }
+    if (!w) { skip(whyNotConstant(node.input[1], idx)); continue; }
     if (w.tensor.dataType !== DT.FLOAT) { skip(`weight "${w.name}" is not float32`); continue; }
     if (constRef(idx, node.input[0])) { skip('both inputs are constant'); continue; }
     const wd = dimsOf(w.tensor);

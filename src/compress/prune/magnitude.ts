@@ -9,6 +9,7 @@ import { makeTensor, toFloat32 } from '../../onnx/tensor.js';
 import type { PassReport } from '../../types.js';
 import type { PassOptions } from '../pass.js';
 import { constRef, nodeLabel, readConst, type ConstRef } from './tensors.js';
+import { whyNotConstant } from '../fold-weights.js';
 
 export interface MagnitudeOptions extends PassOptions {
   /** fraction of weights set to zero */
@@ -34,7 +35,7 @@ export function pruneMagnitude(model: OnnxModel, opts: MagnitudeOptions): PassRe
     const skip = (why: string) => report.skipped.push({ node: name, op: node.opType, why });
     if (opts.excludeOps?.includes(node.opType) || opts.excludeNodes?.includes(name)) { skip('excluded by the recipe'); continue; }
     const ref = constRef(idx, node.input[1]);
-    if (!ref) { skip(`weight "${node.input[1]}" is not a constant`); continue; }
+    if (!ref) { skip(whyNotConstant(node.input[1], idx)); continue; }
     if (ref.tensor.dataType !== DT.FLOAT) { skip(`weight "${ref.name}" is not float32`); continue; }
     if (ref.tensor.dims.length < 2) { skip(`weight "${ref.name}" is not a matrix or kernel`); continue; }
     const t = targets.get(ref.name);

@@ -12,6 +12,7 @@ import { overrideFor } from './overrides.js';
 import type { QuantizeStep } from '../../schema/recipe.js';
 import { hostCpu, int8KernelWarnings, type HostCpu } from './qdq-isa.js';
 import { subgraphSkips } from './subgraph-skips.js';
+import { whyNotConstant } from '../fold-weights.js';
 
 /**
  * Dynamic int8 quantization of MatMul and Gemm with a constant 2-D weight, the ONNX Runtime way:
@@ -42,7 +43,7 @@ export function quantizeDynamic(model: OnnxModel, opts: PassOptions & { perChann
     if (ov.bits !== undefined && ov.bits !== 8) { skip(`${ov.why}, but dynamic quantization is int8 only: kept fp32`); continue; }
     const [a, b, c] = node.input;
     const wInfo = idx.constantTensor(b);
-    if (!wInfo) { skip(`weight "${b}" is not a constant (initializer or Constant node): dynamic weights stay fp32`); continue; }
+    if (!wInfo) { skip(whyNotConstant(b, idx)); continue; }
     if (idx.constantTensor(a)) { skip('both inputs are constant: nothing to quantize at run time'); continue; }
     if (wInfo.tensor.dataType !== DT.FLOAT) { skip(`weight "${b}" is ${wInfo.tensor.dataType === DT.FLOAT16 ? 'float16' : 'not float32'}`); continue; }
     const wt = readTensor(wInfo.tensor, model.dir);
@@ -194,7 +195,7 @@ export function quantizeConvInteger(model: OnnxModel, opts: PassOptions & { perC
     if (ov.bits !== undefined && ov.bits !== 8) { skip(`${ov.why}, but ConvInteger is 8-bit only: kept fp32`); continue; }
     const [x, w, b] = node.input;
     const wInfo = idx.constantTensor(w);
-    if (!wInfo) { skip(`weight "${w}" is not a constant: dynamic weights stay fp32`); continue; }
+    if (!wInfo) { skip(whyNotConstant(w, idx)); continue; }
     if (wInfo.tensor.dataType !== DT.FLOAT) { skip(`weight "${w}" is not float32`); continue; }
     const bInfo = b ? idx.constantTensor(b) : undefined;
     if (b && !bInfo) { skip(`bias "${b}" is not constant`); continue; }

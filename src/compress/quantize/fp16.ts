@@ -68,7 +68,8 @@ function reasonToKeep(t: TensorProto, dir?: string): string | undefined {
   return undefined;
 }
 
-function castNode(from: string, to: string): NodeProto {
+/** Cast(from) → float32 `to`: how an fp16-stored weight is read back. */
+export function castNode(from: string, to: string): NodeProto {
   return create(NodeProtoSchema, { opType: 'Cast', name: `${to}_cast_fp32`, input: [from], output: [to], attribute: [attr('to', DT.FLOAT)] });
 }
 

@@ -10,7 +10,6 @@ import { weightOnlyStep } from './weight-only.js';
 import { fp16GraphStep } from './fp16-graph.js';
 import { fallbackRequested, quantizeWithFallback } from '../sensitivity/fallback.js';
 import { quantizeStatic } from './static.js';
-import { foldWeightReshapes } from './fold-weight-reshape.js';
 
 export interface StepResult { passes: PassReport[]; warnings: string[] }
 
@@ -18,12 +17,7 @@ export interface StepResult { passes: PassReport[]; warnings: string[] }
 export async function runQuantize(model: OnnxModel, q: QuantizeStep, exclude: PassOptions, ctx: PipelineContext): Promise<StepResult> {
   // Sensitivity analysis first (it strips `fallback` before quantizing, so this does not recurse).
   if (fallbackRequested(q)) return quantizeWithFallback(model, q, exclude, ctx, runQuantize);
-  const folded = foldWeightReshapes(model.proto.graph!, model.dir);
-  const res = await byMode(model, q, exclude, ctx);
-  if (folded.length) {
-    res.warnings.unshift(`folded ${folded.length} constant Reshape(s) of weights into initializers (${folded.slice(0, 3).join(', ')}${folded.length > 3 ? ', …' : ''}) so their layers can be quantized`);
-  }
-  return res;
+  return byMode(model, q, exclude, ctx);
 }
 
 async function byMode(model: OnnxModel, q: QuantizeStep, exclude: PassOptions, ctx: PipelineContext): Promise<StepResult> {

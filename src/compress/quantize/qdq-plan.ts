@@ -18,6 +18,7 @@ import { GraphIndex, intAttr, isDefaultDomain as isDefault } from '../../onnx/gr
 import { subgraphsOf } from '../../onnx/walk.js';
 import type { PassReport } from '../../types.js';
 import type { NodeOverride } from './overrides.js';
+import { whyNotConstant } from '../fold-weights.js';
 
 export type Role = 'core' | 'binary' | 'variadic' | 'unary' | 'shared';
 
@@ -256,7 +257,7 @@ function planCore(
 ): NodePlan | undefined {
   const [a, w, b] = node.input;
   const wc = idx.constantTensor(w);
-  if (!wc) { skip(`weight "${w}" is not a constant (initializer or Constant node): dynamic weights stay fp32`); return undefined; }
+  if (!wc) { skip(whyNotConstant(w, idx)); return undefined; }
   if (wc.tensor.dataType !== DT.FLOAT) { skip(`weight "${w}" is ${wc.tensor.dataType === DT.FLOAT16 ? 'float16' : 'not float32'}`); return undefined; }
   const inputOk = () => {
     if (isActivation(a)) return true;
@@ -273,7 +274,7 @@ function planCore(
     const group = intAttr(node, 'group', 1);
     const dims = wc.tensor.dims.map(Number);
     const depth = dims.slice(1).reduce((x, d) => x * d, 1);
-    const depthwise = group > 1 && dims[1] === 1 && group === dims[0];
+    const depthwise = isDepthwise(group, dims);
     if (depthwise && opts.depthwise === false) { skip('depthwise conv kept fp32 (recipe.quantize.depthwise is false)'); return undefined; }
     if (!depthwise && depth < (opts.minConvDepth ?? 32)) {
       skip(`reduction depth ${depth} (${dims[1]} channel(s) × ${dims.slice(2).join('×')} kernel) is too shallow for int8 GEMM kernels: fp32 is faster`);
@@ -312,4 +313,20 @@ function countCompute(g: GraphProto): number {
     for (const s of subgraphsOf(n)) k += countCompute(s.graph);
   }
   return k;
+}
+
+/** A depthwise conv: one filter per channel ([C, 1, kh, kw] weights in C groups). */
+function isDepthwise(group: number, weightDims: readonly number[]): boolean {
+  return group > 1 && weightDims[1] === 1 && group === weightDims[0];
+}
+
+/** How many convs of the main graph are depthwise (weights read through a Cast count too: fp16-stored models). */
+export function depthwiseConvCount(g: GraphProto): number {
+  const idx = new GraphIndex(g);
+  return g.node.filter((n) => {
+    if (n.opType !== 'Conv' || !isDefault(n) || !n.input[1]) return false;
+    const p = idx.producer.get(n.input[1]);
+    const w = idx.constantTensor(n.input[1]) ?? (p && p.opType === 'Cast' && p.input[0] ? idx.constantTensor(p.input[0]) : undefined);
+    return w !== undefined && isDepthwise(intAttr(n, 'group', 1), w.tensor.dims.map(Number));
+  }).length;
 }

@@ -15,6 +15,7 @@ import { subgraphSkips } from './subgraph-skips.js';
 import {
   blockedDqTensors, gatherBlockTensors, isPowerOfTwo, matMulNBitsTensors, quantizeRowBlocks, type BlockQuantized, type WeightBits,
 } from './matmulnbits.js';
+import { whyNotConstant } from '../fold-weights.js';
 
 export interface WeightOnlyOptions extends PassOptions, Pick<QuantizeStep, 'overrides' | 'opOverrides'> {
   bits: WeightBits;
@@ -82,7 +83,7 @@ export function quantizeWeightOnly(model: OnnxModel, opts: WeightOnlyOptions): P
 function linearOf(model: OnnxModel, node: NodeProto, idx: GraphIndex): Linear | string {
   const [a, b, c] = node.input;
   const wInfo = idx.constantTensor(b);
-  if (!wInfo) return `weight "${b}" is not a constant (initializer or Constant node): dynamic weights stay fp32`;
+  if (!wInfo) return whyNotConstant(b, idx);
   if (idx.constantTensor(a)) return 'both inputs are constant: ORT folds this node at load time anyway';
   if (wInfo.tensor.dataType !== DT.FLOAT) return `weight "${b}" is not float32`;
   const wt = readTensor(wInfo.tensor, model.dir);

@@ -1,5 +1,5 @@
 // Two weight forms real exports use that hid layers from the quantizer: a weight Reshaped inside the graph
-// (fold-weight-reshape.ts) and MatMul + bias Add, which ORT fuses into a float Gemm before it looks for QDQ groups
+// (folded by compress/fold-weights.ts; its other forms are tested in test/compress/fold-weights.test.ts) and MatMul + bias Add, which ORT fuses into a float Gemm before it looks for QDQ groups
 // (matmul-add-gemm.ts). Checked in ONNX Runtime: same outputs, and the int8 kernels it really runs.
 import t from 'tap';
 import { existsSync } from 'node:fs';
@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { GraphBuilder, buildModel } from '../../../src/onnx/builder.js';
 import { DT } from '../../../src/onnx/dtype.js';
 import { cloneModel, loadModel, modelBytes } from '../../../src/onnx/model.js';
-import { foldWeightReshapes, reshapedDims } from '../../../src/compress/quantize/fold-weight-reshape.js';
+import { foldConstantWeights, reshapedDims } from '../../../src/compress/fold-weights.js';
 import { matmulAddToGemm } from '../../../src/compress/quantize/matmul-add-gemm.js';
 import { applyRecipe } from '../../../src/compress/pipeline.js';
 import type { StaticContext } from '../../../src/compress/quantize/static.js';
@@ -47,7 +47,7 @@ t.test('a weight Reshaped in the graph is folded: same outputs, the layer gets q
     const m = reshapedWeight(shape);
     const folded = cloneModel(m);
     const wName = m.proto.graph!.node.find((n) => n.opType === 'MatMul')!.input[1];
-    t.same(foldWeightReshapes(folded.proto.graph!), [wName], 'the weight the MatMul reads is folded');
+    t.same(foldConstantWeights(folded.proto.graph!).map((f) => [f.weight, f.ops]), [[wName, ['Reshape']]], 'the weight the MatMul reads is folded');
     const g = folded.proto.graph!;
     t.notOk(g.node.some((n) => n.opType === 'Reshape'), 'the Reshape is gone');
     t.notOk(g.initializer.some((i) => i.name === 'w4' || i.name === 'shape'), 'and its inputs, which nothing else reads');
@@ -57,7 +57,7 @@ t.test('a weight Reshaped in the graph is folded: same outputs, the layer gets q
   }
   const res = await applyRecipe(reshapedWeight([32n, 10n], false), { v: 1, quantize: { mode: 'dynamic' } }, ctx);
   t.equal(res.passes[0].changed.length, 1, 'dynamic int8 now converts the MatMul');
-  t.match(res.warnings.join('\n'), /folded 1 constant Reshape\(s\) of weights/);
+  t.match(res.warnings.join('\n'), /folded 1 weight\(s\) computed from constants by Reshape/);
 });
 
 t.test('MatMul + bias Add on a 2-D input becomes one Gemm: ORT runs QGemm, no float Gemm, close to fp32', async (t) => {
