@@ -105,6 +105,25 @@ export function tuneAxes(target: Target, cores: number, file?: SpaceFile): TuneA
   };
 }
 
+/**
+ * The depthwise axis, fitted to the model: with static int8 in the space and depthwise convs in the model, static is
+ * also tried with them kept fp32 unless a --space file chose (int8 depthwise convs ran 1.4× slower than fp32 on one
+ * real model here and faster on others, so the device decides); without depthwise convs that variant is the same
+ * model, so it is dropped. Pure: the caller counts the convs (depthwiseConvCount).
+ */
+export function fitDepthwiseAxis(axes: TuneAxes, depthwiseConvs: number, fromFile: boolean): { axes: TuneAxes; note?: string } {
+  if (!axes.quant.includes('static')) return { axes };
+  const dw = axes.depthwise ?? [true];
+  if (depthwiseConvs === 0 && dw.includes(false)) {
+    const kept = dw.filter((d) => d);
+    return { axes: { ...axes, depthwise: kept.length ? kept : [true] }, note: 'the model has no depthwise convs: "depthwise": false would give the same model as static int8, so it is not tried' };
+  }
+  if (depthwiseConvs > 0 && !fromFile && !dw.includes(false)) {
+    return { axes: { ...axes, depthwise: [true, false] }, note: `the model has ${depthwiseConvs} depthwise conv(s): static int8 is also tried with them kept fp32 (int8 depthwise convs are slower than fp32 on some CPUs)` };
+  }
+  return { axes };
+}
+
 export function axesSize(a: TuneAxes): number {
   return a.quant.length * a.threads.length * a.prune.length * a.lowrankEnergy.length * a.graphOptimizationLevel.length *
     a.spinning.length * a.executionMode.length * a.fallback.length * (a.depthwise ?? [true]).length;

@@ -21,7 +21,8 @@ import { checkOptions, confirmPlan, spaceFileOf, tunePaths, SEARCH_BENCH, type T
 import { ModelStore } from './prepare.js';
 import { loadEvalSet, openTuneData, skipExamples } from './quality.js';
 import { runSearch, type SearchCandidate } from './search.js';
-import { baselineOf, buildCandidates, candidatesFromRecipes, hash, modelKeyOf, stemKeyOf, targetFromSpace, tuneAxes, type Candidate, type SkippedCandidate, type TuneAxes } from './space.js';
+import { baselineOf, buildCandidates, candidatesFromRecipes, fitDepthwiseAxis, hash, modelKeyOf, stemKeyOf, targetFromSpace, tuneAxes, type Candidate, type SkippedCandidate, type TuneAxes } from './space.js';
+import { depthwiseConvCount } from '../compress/quantize/qdq-plan.js';
 import { selectStage, stageOf, type StagedKey } from './stages.js';
 
 export type { TuneOptions, TuneOutcome } from './options.js';
@@ -75,7 +76,9 @@ export async function tune(opts: TuneOptions, ctx: OpContext = {}): Promise<Tune
   else {
     const file = await spaceFileOf(opts);
     try {
-      axes = tuneAxes(target, cores, file);
+      const fitted = fitDepthwiseAxis(tuneAxes(target, cores, file), depthwiseConvCount(original.proto.graph!), file?.depthwise !== undefined);
+      axes = fitted.axes;
+      if (fitted.note) notes.push(fitted.note);
       const built = buildCandidates(target, axes, { ...(file?.max ? { max: file.max } : {}), reconstruct: file?.reconstruct ?? data !== undefined });
       candidates = built.candidates;
       skipped.push(...built.skipped);

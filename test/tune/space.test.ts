@@ -1,5 +1,5 @@
 import t from 'tap';
-import { baselineOf, buildCandidates, candidatesFromRecipes, targetFromSpace, tuneAxes, modelKeyOf } from '../../src/tune/space.js';
+import { baselineOf, buildCandidates, candidatesFromRecipes, fitDepthwiseAxis, targetFromSpace, tuneAxes, modelKeyOf } from '../../src/tune/space.js';
 import { parseDuration, parseSpaceFile, confirmPlan, tunePaths } from '../../src/tune/options.js';
 import type { Target } from '../../src/types.js';
 
@@ -56,6 +56,25 @@ t.test('depthwise axis: static int8 twice (depthwise int8 and fp32), other modes
   t.equal(skipped.filter((s) => /no int8 depthwise convs/.test(s.why)).length, 2, 'fp32 and dynamic have no depthwise variant');
   t.same(candidatesFromRecipes([dw.recipe])[0].point.depthwise, false, 'a recipe with depthwise false maps back to the point');
   t.equal(tuneAxes(tgt, 1).depthwise?.length, 1, 'without a space file: one value');
+});
+
+t.test('the depthwise axis fits the model: added for depthwise models, dropped without them, a space file decides', async (t) => {
+  const tgt: Target = { ...target, space: { quant: ['fp32', 'dynamic'], staticInt8: true, threads: [1] } };
+  const plain = tuneAxes(tgt, 1);
+  const added = fitDepthwiseAxis(plain, 11, false);
+  t.same(added.axes.depthwise, [true, false]);
+  t.match(added.note, /11 depthwise conv\(s\): static int8 is also tried with them kept fp32/);
+  t.equal(buildCandidates(tgt, added.axes).candidates.filter((c) => c.point.quant === 'static').length, 2, 'two static candidates');
+  t.same(fitDepthwiseAxis(plain, 0, false), { axes: plain }, 'no depthwise convs: nothing to add, no note');
+  const both = tuneAxes(tgt, 1, { v: 1, depthwise: [true, false] });
+  const dropped = fitDepthwiseAxis(both, 0, true);
+  t.same(dropped.axes.depthwise, [true]);
+  t.match(dropped.note, /no depthwise convs/);
+  const only = fitDepthwiseAxis(tuneAxes(tgt, 1, { v: 1, depthwise: [false] }), 0, true);
+  t.same(only.axes.depthwise, [true], 'asked for only the fp32 form: static int8 as usual');
+  t.same(fitDepthwiseAxis(tuneAxes(tgt, 1, { v: 1, depthwise: [true] }), 11, true).axes.depthwise, [true], 'a space file that says [true] is obeyed');
+  const noStatic: Target = { ...target, space: { quant: ['fp32', 'dynamic'], threads: [1] } };
+  t.same(fitDepthwiseAxis(tuneAxes(noStatic, 1), 11, false).note, undefined, 'no static int8 in the space: nothing to fit');
 });
 
 t.test('pruning is reconstructed when asked (there is data)', async (t) => {
