@@ -56,7 +56,7 @@ export async function applyRecipe(input: OnnxModel, recipe: Recipe, ctx: Pipelin
   }
   if (folded.length) warnings.unshift(foldNote(folded, restoreFp16Storage(model.proto.graph!, folded, inputFloat)));
   // Shapes recorded by the exporter may no longer hold after a rewrite; ORT re-infers them.
-  if (passes.some((p) => p.changed.length > 0)) dropValueInfo(model.proto.graph!);
+  if (folded.length || passes.some((p) => p.changed.length > 0)) dropValueInfo(model.proto.graph!);
   for (const p of passes) {
     if (p.changed.length === 0) warnings.push(`${p.pass}: nothing in this model was changed (${p.skipped.length} candidates skipped)`);
   }
