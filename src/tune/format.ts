@@ -36,9 +36,14 @@ export function formatTuneTable(r: TuneResult & Partial<Omit<TuneOutcome, keyof 
     ? `${r.strategy}: ${r.trials.length} of ${r.space.candidates} candidates measured (${r.search.replayed} from the journal) over ${r.space.models} model(s); stopped: ${r.search.stopReason}`
     : `${r.trials.length} trials`;
   const files = [r.resultPath ? `result: ${r.resultPath}` : '', r.report ? `report: ${r.report}` : ''].filter(Boolean).join(' · ');
+  // Models that could not be built are not in the table: say so, one line per reason, so no mode vanishes silently.
+  const notBuilt = new Map<string, number>();
+  for (const m of r.models ?? []) if (m.status === 'skipped') notBuilt.set(m.reason ?? 'no reason given', (notBuilt.get(m.reason ?? 'no reason given') ?? 0) + 1);
   return [
     table,
     `(→ chosen, * on the latency/quality Pareto front; quality ${r.quality ? `is ${r.quality.metric} on ${r.quality.examples} example(s) from ${r.quality.from}` : 'is fidelity to fp32'})`,
+    ...[...notBuilt].map(([why, n]) => `not built: ${n} model(s): ${why}`),
+    ...(r.notes ?? []).map((n) => `note: ${n}`),
     verdict,
     `baseline ${r.baseline.label} p${p}: ${latencyAt(r.baseline, p).toFixed(3)} ms · ${how} · ${r.wallS.toFixed(1)} s`,
     ...(files ? [files] : []),

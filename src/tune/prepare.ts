@@ -26,6 +26,8 @@ export interface PrepareContext {
   inputs: Record<string, PlainTensor>;
   /** the classifier output, when the data names one */
   output?: string;
+  /** input shapes for dynamic dims (--shape): calibration and reconstruction without data generate inputs of them */
+  shapes?: Record<string, number[]>;
 }
 
 interface Stem { model: OnnxModel; file: string; changed: boolean; macs?: number; notes: string[] }
@@ -93,7 +95,7 @@ export class ModelStore {
     } else {
       const recipe: Recipe = { v: 1, ...(c.recipe.prune ? { prune: c.recipe.prune } : {}), ...(c.recipe.lowrank ? { lowrank: c.recipe.lowrank } : {}), ...(c.recipe.exclude ? { exclude: c.recipe.exclude } : {}) };
       try {
-        const r = await applyRecipe(this.p.original, recipe, { modelPath: this.p.originalPath, data: this.p.calib, workDir: this.p.workDir, signal: ctx.signal });
+        const r = await applyRecipe(this.p.original, recipe, { modelPath: this.p.originalPath, data: this.p.calib, workDir: this.p.workDir, shapes: this.p.shapes, signal: ctx.signal });
         const file = join(this.p.workDir, 'models', `stem-${hash(c.stemKey).slice(0, 16)}.onnx`);
         await saveModel(r.model, file);
         // Calibration (static int8) runs the stem in ONNX Runtime: give it the saved copy as its own model.
@@ -126,7 +128,7 @@ export class ModelStore {
     if (c.recipe.quantize) {
       try {
         const r = await applyRecipe(stem.model, { v: 1, quantize: c.recipe.quantize, ...(c.recipe.exclude ? { exclude: c.recipe.exclude } : {}) },
-          { modelPath: stem.file, data: this.p.calib, workDir: this.p.workDir, signal: ctx.signal });
+          { modelPath: stem.file, data: this.p.calib, workDir: this.p.workDir, shapes: this.p.shapes, signal: ctx.signal });
         notes.push(...summarize(r.passes), ...r.warnings);
         if (r.passes.every((x) => x.changed.length === 0)) {
           return { key: c.modelKey, status: 'duplicate', reason: `quantization (${c.recipe.quantize.mode}) changed nothing in this model`, duplicateOf: `${stem.file === this.p.originalPath ? 'fp32' : 'the unquantized stem'}`, warnings: notes };

@@ -111,7 +111,7 @@ export async function tune(opts: TuneOptions, ctx: OpContext = {}): Promise<Tune
   if (resumed) jnotes.push(`resumed: ${state.models.size} model(s), ${state.trials.size} trial(s) and ${state.confirms.size} confirmation(s) replayed from the journal`);
 
   const inputs = generateInputs(inputSpecs(original), { shapes: opts.shapes, seed: SEED }).tensors;
-  const store = new ModelStore({ original, originalPath: paths.input, originalSha, workDir: paths.work, evalSet, ...(calib ? { calib } : {}), inputs, ...(data?.output ? { output: data.output } : {}) });
+  const store = new ModelStore({ original, originalPath: paths.input, originalSha, workDir: paths.work, evalSet, ...(calib ? { calib } : {}), inputs, ...(data?.output ? { output: data.output } : {}), ...(opts.shapes ? { shapes: opts.shapes } : {}) });
   const deadline = opts.timeLimitS !== undefined ? started + opts.timeLimitS * 1000 : undefined;
   try {
     // --- cheap proxies per distinct model, stage by stage (stages.ts): compress once, evaluate once

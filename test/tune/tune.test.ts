@@ -72,6 +72,7 @@ t.test('a depthwise model gets the depthwise axis by itself: both static forms c
   // No space file: the tuner sees the depthwise conv and adds the fp32-depthwise form of static int8.
   const r = await tune({ model, budgetMs: 1000, threads: [1], quant: ['static'], strategy: 'exhaustive', bench: quickBench, output: join(dir, 'out.onnx') });
   t.match(r.notes.join('\n'), /the model has 1 depthwise conv\(s\): static int8 is also tried with them kept fp32/);
+  t.match(formatTuneTable(r), /note: the model has 1 depthwise conv/, 'the CLI prints the notes');
   const labels = r.trials.map((m) => m.label).sort();
   t.same(labels, ['fp32 t1', 'int8-static t1', 'int8-static-dwfp32 t1'], labels.join(', '));
   const kept = r.trials.find((m) => m.label.includes('dwfp32'))!;
@@ -80,6 +81,24 @@ t.test('a depthwise model gets the depthwise axis by itself: both static forms c
   t.not(kept.model.sha256, full.model.sha256, 'two different files');
   t.ok(kept.model.bytes > full.model.bytes, 'the fp32 depthwise weights make the file larger');
   t.ok(kept.quality.cosine! > 0.99 && full.quality.cosine! > 0.99, `cosine ${kept.quality.cosine} / ${full.quality.cosine}`);
+});
+
+t.test('a model with dynamic dims and no data: --shape reaches calibration, so static int8 is built and measured', async (t) => {
+  const dir = t.testdir();
+  const b = new GraphBuilder('dyn');
+  const x = b.input('x', DT.FLOAT, [1, 16, 'H', 'W']);
+  const conv = b.op('Relu', [b.op('Conv', [x, b.initializer('w', DT.FLOAT, [32, 16, 3, 3], randomFloats(32 * 16 * 9, 5, 0.2))], { pads: [1, 1, 1, 1] }, 'conv')]);
+  b.output(b.node('GlobalAveragePool', [conv], { outputs: ['y'] })[0], DT.FLOAT);
+  const model = join(dir, 'dyn.onnx');
+  await saveModel(buildModel(b.graph), model);
+  const r = await tune({ model, budgetMs: 1000, threads: [1], quant: ['static'], shapes: { x: [1, 16, 12, 12] }, strategy: 'exhaustive', bench: quickBench, output: join(dir, 'out.onnx') });
+  const st = r.models.find((m) => m.key.startsWith('static'));
+  t.equal(st?.status, 'ok', `static int8 built (${st?.reason ?? ''})`);
+  t.ok(r.trials.some((m) => m.label === 'int8-static t1'), r.trials.map((m) => m.label).join(', '));
+  // A model that could not be built has no row in the table: the text says so instead.
+  t.notMatch(formatTuneTable(r), /not built/);
+  const broken = { ...r, models: [...r.models, { key: 'static|p0.5|lr-|fb0', status: 'skipped' as const, reason: 'ONNX Runtime could not run it: boom' }] };
+  t.match(formatTuneTable(broken), /not built: 1 model\(s\): ONNX Runtime could not run it: boom/);
 });
 
 t.test('adaptive: stops as soon as nothing left can beat the incumbent', async (t) => {
