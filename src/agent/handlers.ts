@@ -70,7 +70,7 @@ export function realHandlers(deps: HandlerDeps): HandlerMap {
           ...(p.memoryMB !== undefined ? { memoryMB: p.memoryMB } : {}), ...(profile ? { profile } : {}),
           ...(p.candidates ? { candidates: p.candidates } : {}),
           ...(data !== undefined ? { data } : {}),
-          ...pick(p, ['maxAccuracyDrop', 'minFidelity', 'evalSamples', 'timeLimitS', 'strategy', 'space']),
+          ...pick(p, ['maxAccuracyDrop', 'minFidelity', 'evalSamples', 'timeLimitS', 'strategy', 'space', 'shapes']),
         };
         const result = await work('tune', args, ctx, opts);
         if (p.candidates && p.output === undefined) {

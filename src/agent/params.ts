@@ -31,6 +31,9 @@ export const TuneParamsSchema = Type.Object(
     strategy: Type.Optional(Type.Union([Type.Literal('adaptive'), Type.Literal('exhaustive')], { description: 'default adaptive' })),
     /** replaces axes of the matched target's space: a --space file's content, checked by the same schema */
     space: Type.Optional(SpaceFileSchema),
+    shapes: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 256 }), Type.Array(Type.Integer({ minimum: 1, maximum: 1 << 20 }), { minItems: 1, maxItems: 8 }), {
+      description: "input shapes for a model's dynamic dims, as --shape: {\"x\": [1, 3, 224, 224]}",
+    })),
   },
   { additionalProperties: false },
 );

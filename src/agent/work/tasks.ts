@@ -42,6 +42,8 @@ export interface TuneTaskArgs {
   strategy?: StrategyName;
   /** validated against SpaceFileSchema with the job's params */
   space?: SpaceFile;
+  /** input shapes for dynamic dims (the --shape flag) */
+  shapes?: Record<string, number[]>;
 }
 
 export interface CheckModelArgs {
@@ -116,6 +118,7 @@ export const TASKS: Record<TaskName, Task> = {
         ...(a.timeLimitS !== undefined ? { timeLimitS: a.timeLimitS } : {}),
         ...(a.strategy !== undefined ? { strategy: a.strategy } : {}),
         ...(a.space !== undefined ? { spaceFile: a.space } : {}),
+        ...(a.shapes !== undefined ? { shapes: a.shapes } : {}),
       },
       ctx,
     );
