@@ -90,7 +90,7 @@ export function realHandlers(deps: HandlerDeps): HandlerMap {
         const output = p.output !== undefined ? jobPath(p.output, roots, 'output') : join(deps.stateDir, 'compressed', `${basename(input, '.onnx')}.${ctx.jobId ?? 'out'}.onnx`);
         await mkdir(dirname(output), { recursive: true });
         await confineReal(output, roots, 'output', false);
-        const args: CompressTaskArgs = { input, output, recipe: p.recipe, ...(p.minCosine !== undefined ? { minCosine: p.minCosine } : {}), ...(p.force ? { force: true } : {}) };
+        const args: CompressTaskArgs = { input, output, recipe: p.recipe, ...(p.minCosine !== undefined ? { minCosine: p.minCosine } : {}), ...(p.force ? { force: true } : {}), ...pick(p, ['shapes']) };
         return work('compress', args, ctx, opts);
       },
     },
@@ -102,7 +102,7 @@ export function realHandlers(deps: HandlerDeps): HandlerMap {
         const model = await confineReal(jobPath(p.model, roots, 'model'), roots, 'model', true);
         const workDir = join(deps.stateDir, 'work');
         await mkdir(workDir, { recursive: true });
-        const args: BenchTaskArgs = { model, workDir, ...(p.recipe ? { recipe: p.recipe } : {}), ...(p.maxS ? { maxMs: p.maxS * 1000 } : {}) };
+        const args: BenchTaskArgs = { model, workDir, ...(p.recipe ? { recipe: p.recipe } : {}), ...(p.maxS ? { maxMs: p.maxS * 1000 } : {}), ...pick(p, ['shapes']) };
         return work('bench', args, ctx, opts);
       },
     },

@@ -6,6 +6,11 @@ import { RecipeSchema } from '../schema/recipe.js';
 import { TOPIC_LEVEL_PATTERN } from '../schema/config.js';
 import { SpaceFileSchema } from '../tune/space.js';
 
+/** Sizes for a model's dynamic input dims, as the CLI's --shape: {"x": [1, 3, 224, 224]}. */
+const ShapesSchema = Type.Record(Type.String({ minLength: 1, maxLength: 256 }), Type.Array(Type.Integer({ minimum: 1, maximum: 1 << 20 }), { minItems: 1, maxItems: 8 }), {
+  description: "input shapes for a model's dynamic dims, as --shape: {\"x\": [1, 3, 224, 224]}",
+});
+
 const Percentile = Type.Union([Type.Literal(50), Type.Literal(90), Type.Literal(95), Type.Literal(99)], { default: 90 });
 
 export const ProfileParamsSchema = Type.Object({}, { additionalProperties: false });
@@ -31,9 +36,7 @@ export const TuneParamsSchema = Type.Object(
     strategy: Type.Optional(Type.Union([Type.Literal('adaptive'), Type.Literal('exhaustive')], { description: 'default adaptive' })),
     /** replaces axes of the matched target's space: a --space file's content, checked by the same schema */
     space: Type.Optional(SpaceFileSchema),
-    shapes: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 256 }), Type.Array(Type.Integer({ minimum: 1, maximum: 1 << 20 }), { minItems: 1, maxItems: 8 }), {
-      description: "input shapes for a model's dynamic dims, as --shape: {\"x\": [1, 3, 224, 224]}",
-    })),
+    shapes: Type.Optional(ShapesSchema),
   },
   { additionalProperties: false },
 );
@@ -49,6 +52,7 @@ export const CompressParamsSchema = Type.Object(
     output: Type.Optional(Type.String({ minLength: 1, description: 'default <stateDir>/compressed/<model>.<job>.onnx' })),
     minCosine: Type.Optional(Type.Number({ minimum: -1, maximum: 1 })),
     force: Type.Optional(Type.Boolean()),
+    shapes: Type.Optional(ShapesSchema),
   },
   { additionalProperties: false },
 );
@@ -56,7 +60,7 @@ export type CompressParams = Static<typeof CompressParamsSchema>;
 
 /** `bench`: measure `model` (with `recipe` applied first, when given) → a Measurement. */
 export const BenchParamsSchema = Type.Object(
-  { model: Type.String({ minLength: 1 }), recipe: Type.Optional(RecipeSchema), maxS: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 600 })) },
+  { model: Type.String({ minLength: 1 }), recipe: Type.Optional(RecipeSchema), maxS: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 600 })), shapes: Type.Optional(ShapesSchema) },
   { additionalProperties: false },
 );
 export type BenchParams = Static<typeof BenchParamsSchema>;

@@ -6,10 +6,6 @@ import { Agent } from '../../src/agent/agent.js';
 import { memoryLogger } from '../../src/agent/log.js';
 import type { TuneOutcome } from '../../src/tune/options.js';
 import { packageRoot } from '../../src/util/paths.js';
-import { GraphBuilder, buildModel } from '../../src/onnx/builder.js';
-import { DT } from '../../src/onnx/dtype.js';
-import { saveModel } from '../../src/onnx/model.js';
-import { randomFloats } from '../helpers/ort.js';
 import { observe, startBroker, testConfig } from './helpers.js';
 
 const exampleModel = join(packageRoot(), 'examples', 'fashion-mnist', 'model.onnx');
@@ -37,33 +33,4 @@ t.test('strategy exhaustive with an inline two-point space: exactly the grid is 
   t.equal(r.quality.examples, 50, 'evalSamples reached the tuner');
   t.equal(r.budget.maxAccuracyDrop, 2, 'maxAccuracyDrop reached the tuner');
   t.notOk(r.notes.some((n) => /next to the model/.test(n)), 'the data came from the job, not found beside the model');
-});
-
-t.test('shapes reach the tuner: a model with dynamic dims and no data gets static int8 calibrated; bad shapes are refused', { timeout: 300_000 }, async (t) => {
-  const { url } = await startBroker(t);
-  const stateDir = t.testdir();
-  const b = new GraphBuilder('dyn');
-  const x = b.input('x', DT.FLOAT, [1, 16, 'H', 'W']);
-  const conv = b.op('Relu', [b.op('Conv', [x, b.initializer('w', DT.FLOAT, [32, 16, 3, 3], randomFloats(32 * 16 * 9, 5, 0.2))], { pads: [1, 1, 1, 1] }, 'conv')]);
-  b.output(b.node('GlobalAveragePool', [conv], { outputs: ['y'] })[0], DT.FLOAT);
-  await saveModel(buildModel(b.graph), join(stateDir, 'dyn.onnx'));
-  const agent = new Agent({ config: await testConfig(stateDir, url), log: memoryLogger() });
-  t.teardown(() => agent.stop());
-  await agent.start();
-  await agent.waitConnected();
-  const obs = await observe(t, url, 'edgetune/test/dev1/jobs/#');
-  const space = { v: 1, quant: ['static'], threads: [1], prune: [], lowrankEnergy: [], graphOptimizationLevel: ['all'], spinning: [true] };
-  const send = (id: string, params: object) => obs.client.publishAsync(`edgetune/test/dev1/jobs/${id}`, JSON.stringify({ v: 1, id, type: 'tune', params }), { qos: 1 });
-  const ended = (id: string) => obs.waitFor((m) => m.topic === `edgetune/test/dev1/jobs/${id}/status` && ['SUCCEEDED', 'FAILED', 'REJECTED'].includes(m.doc.state), `job ${id} to end`, 280_000);
-
-  await send('bad-shape', { model: 'dyn.onnx', budgetMs: 1000, space, shapes: { x: [1, 16, 0, 12] } });
-  const bad = await ended('bad-shape');
-  t.equal(bad.doc.state, 'REJECTED');
-  t.match(JSON.stringify(bad.doc.error), /shapes/, 'the error names the field');
-
-  await send('dyn-tune', { model: 'dyn.onnx', budgetMs: 1000, strategy: 'exhaustive', space, shapes: { x: [1, 16, 12, 12] } });
-  const end = await ended('dyn-tune');
-  t.equal(end.doc.state, 'SUCCEEDED', JSON.stringify(end.doc.error ?? {}));
-  const r = (await obs.waitFor((m) => m.topic === 'edgetune/test/dev1/jobs/dyn-tune/result', 'the result')).doc as TuneOutcome;
-  t.same(r.trials.map((m) => m.label).sort(), ['fp32 t1', 'int8-static t1'], 'static int8 was built from generated inputs of the given shape');
 });

@@ -13,6 +13,8 @@ export interface CompressTaskArgs {
   recipe: Recipe;
   minCosine?: number;
   force?: boolean;
+  /** input shapes for dynamic dims (the --shape flag) */
+  shapes?: Record<string, number[]>;
 }
 
 export interface BenchTaskArgs {
@@ -21,6 +23,8 @@ export interface BenchTaskArgs {
   /** Where a recipe's temporary model goes (inside the agent's state folder). */
   workDir: string;
   maxMs?: number;
+  /** input shapes for dynamic dims (the --shape flag) */
+  shapes?: Record<string, number[]>;
 }
 
 export interface TuneTaskArgs {
@@ -73,7 +77,7 @@ export const TASKS: Record<TaskName, Task> = {
 
   compress: async (a: CompressTaskArgs, ctx) => {
     const { compressFile } = await import('../../compress/compress.js');
-    return compressFile({ input: a.input, output: a.output, recipe: a.recipe, minCosine: a.minCosine, force: a.force }, ctx);
+    return compressFile({ input: a.input, output: a.output, recipe: a.recipe, minCosine: a.minCosine, force: a.force, shapes: a.shapes }, ctx);
   },
 
   bench: async (a: BenchTaskArgs, ctx): Promise<Measurement> => {
@@ -83,12 +87,12 @@ export const TASKS: Record<TaskName, Task> = {
     try {
       if (a.recipe && work) {
         file = join(work, 'candidate.onnx');
-        await compressFile({ input: a.model, output: file, recipe: a.recipe, force: true }, {
+        await compressFile({ input: a.model, output: file, recipe: a.recipe, force: true, shapes: a.shapes }, {
           signal: ctx.signal,
           onProgress: (p) => ctx.onProgress?.({ ...p, step: `compress: ${p.step}`, pct: p.pct * 0.4 }),
         });
       }
-      const r = await benchModel(file, { ...(a.maxMs ? { maxMs: a.maxMs } : {}) }, {
+      const r = await benchModel(file, { ...(a.maxMs ? { maxMs: a.maxMs } : {}), ...(a.shapes ? { shapes: a.shapes } : {}) }, {
         signal: ctx.signal,
         onProgress: (p) => ctx.onProgress?.({ ...p, step: `bench: ${p.step}`, pct: (a.recipe ? 40 : 0) + p.pct * (a.recipe ? 0.6 : 1) }),
       });
