@@ -116,6 +116,16 @@ export class ModelStore {
    * still there or is rebuilt to the same content.
    */
   async build(c: Candidate, ctx: OpContext, replayed?: ModelRecord): Promise<ModelRecord> {
+    // A model skipped in an earlier run is built again: its cause may be gone (a bug fixed by an upgrade, a file now
+    // readable). Only the same skip, for the same reason, keeps the journaled record (so nothing new is journaled).
+    if (replayed?.status === 'skipped') {
+      const again = await this.buildFresh(c, ctx);
+      return again.status === 'skipped' && again.reason === replayed.reason ? replayed : again;
+    }
+    return this.buildFresh(c, ctx, replayed);
+  }
+
+  private async buildFresh(c: Candidate, ctx: OpContext, replayed?: ModelRecord): Promise<ModelRecord> {
     throwIfAborted(ctx.signal, 'tune');
     await mkdir(join(this.p.workDir, 'models'), { recursive: true });
     if (replayed && replayed.status !== 'ok') return replayed;

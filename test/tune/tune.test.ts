@@ -1,5 +1,5 @@
 import t from 'tap';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GraphBuilder, buildModel } from '../../src/onnx/builder.js';
 import { DT } from '../../src/onnx/dtype.js';
@@ -143,6 +143,25 @@ t.test('an interrupted tune resumes from its journal without measuring finished 
   t.equal(other.journal.resumed, false);
   t.match(other.journal.notes.join(' '), /search space changed/);
   await loadModel(model); // input untouched
+});
+
+t.test('a resumed tune builds again a model its journal recorded as skipped (the cause may be fixed since)', async (t) => {
+  const dir = t.testdir();
+  const model = await mlpFile(dir);
+  const opts = { model, budgetMs: 1000, threads: [1], quant: ['dynamic'] as Array<'dynamic'>, strategy: 'exhaustive' as const, bench: quickBench, output: join(dir, 'o.onnx'), reportPath: false as const };
+  const first = await tune(opts);
+  t.same(first.trials.map((m) => m.label).sort(), ['fp32 t1', 'int8-dynamic t1']);
+  // Rewrite the journal as an older edgetune with a bug would have left it: the dynamic model skipped, never measured.
+  const path = join(dir, 'o.tune-journal.jsonl');
+  const lines = (await readFile(path, 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+  const dyn = lines.find((l) => l.kind === 'model' && l.record.key.startsWith('dynamic'));
+  dyn.record = { key: dyn.record.key, status: 'skipped', reason: 'an old bug' };
+  const kept = lines.filter((l) => !((l.kind === 'trial' || l.kind === 'confirm') && !/^fp32/.test(l.m?.label ?? '')));
+  await writeFile(path, kept.map((l) => JSON.stringify(l)).join('\n') + '\n');
+  const again = await tune(opts);
+  t.equal(again.journal.resumed, true);
+  t.equal(again.models.find((m) => m.key === dyn.record.key)?.status, 'ok', 'the skipped model was built again');
+  t.ok(again.trials.some((m) => m.label === 'int8-dynamic t1'), 'and measured');
 });
 
 t.test('the example: accuracy on its labelled held-out set, and the accuracy floor', async (t) => {
