@@ -1,6 +1,7 @@
 // Weights that reach their layer through shape ops or a Cast (fp16-stored models, Reshaped or Transposed weights):
 // folded before the passes, checked in ONNX Runtime against the unfolded graph, and fp16 storage kept where it can be.
 import t from 'tap';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { GraphBuilder, buildModel } from '../../src/onnx/builder.js';
 import { DT } from '../../src/onnx/dtype.js';
@@ -158,4 +159,19 @@ t.test('channel pruning and low-rank on an fp16-stored model write their new wei
     const yb = (await runOnce(modelBytes(b.model), { input: x })).logits;
     t.ok(cosine(ya, yb) > 0.9999, `${label}: outputs match the fp32 path (cosine ${cosine(ya, yb)})`);
   }
+});
+
+const ultraface = join(import.meta.dirname, '../../../shared/corpus/models/Ultraface_version-RFB-320.onnx');
+t.test('a real detector stored in fp16 (Ultraface RFB-320 through edgetune fp16) quantizes the same layers as its fp32 file', { skip: existsSync(ultraface) ? false : `${ultraface} is absent (the shared corpus is not here)` }, async (t) => {
+  const original = await loadModel(ultraface);
+  const fp16 = (await applyRecipe(original, { v: 1, quantize: { mode: 'fp16' } })).model;
+  const recipe = { v: 1 as const, quantize: { mode: 'static' as const, calibration: { method: 'minmax' as const, samples: 4, batch: 2 } } };
+  const a = await applyRecipe(original, recipe, ctx);
+  const b = await applyRecipe(fp16, recipe, ctx);
+  const layers = (r: typeof a) => r.passes[0].changed.map((c) => c.node).sort();
+  const convs = a.passes[0].changed.filter((c) => c.op === 'Conv').length;
+  t.ok(convs >= 40, `${convs} convs (${layers(a).length} nodes) quantized from fp32`);
+  t.same(layers(b), layers(a), 'the same nodes from the fp16-stored file');
+  const size = (r: typeof a) => modelBytes(r.model).length;
+  t.ok(Math.abs(size(b) / size(a) - 1) < 0.02, `file ${size(b)} B against ${size(a)} B`);
 });
