@@ -3,17 +3,14 @@
 // ONNX Runtime folds such chains at load, but a pass reading the graph sees a weight that is "not a constant" and
 // skips the layer. So before the steps run, shape-only ops and Casts to float32 applied to float constants are
 // folded into initializers; at the end, if the input stored its weights as fp16, the float weights of the result are
-// stored as fp16 again, so the file keeps the precision it came with. Other constant folding (integer shape arithmetic, real compute) stays
-// ONNX Runtime's job.
+// stored as fp16 again, so the file keeps the precision it came with. Other constant folding (integer shape
+// arithmetic, real compute) stays ONNX Runtime's job.
 import type { GraphProto, NodeProto } from 'onnx-buf';
-import { AttributeProto_AttributeType as AT } from 'onnx-buf';
 import { DT, type TypedArray } from '../onnx/dtype.js';
-import { GraphIndex, insertNodes, isDefaultDomain, outerReads, removeInitializer, removeNodes, uniqueName } from '../onnx/graph.js';
-import { toFloat16Array } from '../onnx/half.js';
-
-const FP16_MAX = 65504;
+import { GraphIndex, insertNodes, intAttr, intsAttr, isDefaultDomain, outerReads, removeInitializer, removeNodes, uniqueName } from '../onnx/graph.js';
+import { FP16_MAX, toFloat16Array } from '../onnx/half.js';
 import { elementCount, makeTensor, readTensor, toFloat32, type TensorData } from '../onnx/tensor.js';
-import { castNode } from './quantize/fp16.js';
+import { castNode, MIN_FP16_ELEMENTS } from './quantize/fp16.js';
 
 const FOLDABLE = new Set(['Identity', 'Cast', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Transpose']);
 
@@ -64,15 +61,13 @@ export function transposeData(t: TensorData, perm: readonly number[]): TensorDat
 
 type Consts = (name: string) => TensorData | undefined;
 
-const ints = (n: NodeProto, name: string) => n.attribute.find((a) => a.name === name && a.type === AT.INTS)?.ints.map(Number);
-
 /** Axes of a Squeeze/Unsqueeze: the second input (opset ≥ 13) or the attribute. */
 function axesOf(n: NodeProto, consts: Consts): number[] | undefined | null {
   if (n.input[1]) {
     const c = consts(n.input[1]);
     return c ? Array.from(c.data as BigInt64Array, Number) : null;
   }
-  return ints(n, 'axes');
+  return intsAttr(n, 'axes');
 }
 
 /** One folding step, or undefined when the node cannot be folded (a non-constant parameter, a non-float Cast…). */
@@ -83,19 +78,19 @@ function foldStep(n: NodeProto, t: TensorData, consts: Consts): TensorData | und
     case 'Identity':
       return t;
     case 'Cast': {
-      const to = Number(n.attribute.find((a) => a.name === 'to')?.i ?? -1);
+      const to = intAttr(n, 'to', -1);
       if (to !== DT.FLOAT || t.dtype === DT.STRING) return undefined;
       return { dtype: DT.FLOAT, dims: t.dims, data: toFloat32(t) };
     }
     case 'Reshape': {
       const s = n.input[1] ? consts(n.input[1]) : undefined;
       if (!s) return undefined;
-      const allowZero = Number(n.attribute.find((a) => a.name === 'allowzero')?.i ?? 0) === 1;
+      const allowZero = intAttr(n, 'allowzero', 0) === 1;
       const dims = reshapedDims(t.dims, Array.from(s.data as BigInt64Array, Number), allowZero);
       return dims && { ...t, dims };
     }
     case 'Flatten': {
-      const axis = norm(Number(n.attribute.find((a) => a.name === 'axis')?.i ?? 1), r);
+      const axis = norm(intAttr(n, 'axis', 1), r);
       if (axis < 0 || axis > r) return undefined;
       return { ...t, dims: [elementCount(t.dims.slice(0, axis)), elementCount(t.dims.slice(axis))] };
     }
@@ -117,7 +112,7 @@ function foldStep(n: NodeProto, t: TensorData, consts: Consts): TensorData | und
       return { ...t, dims };
     }
     case 'Transpose': {
-      const perm = ints(n, 'perm') ?? [];
+      const perm = intsAttr(n, 'perm') ?? [];
       if (perm.length && (perm.length !== r || new Set(perm).size !== r || perm.some((p) => p < 0 || p >= r))) return undefined;
       return transposeData(t, perm);
     }
@@ -191,8 +186,6 @@ function removeUnread(g: GraphProto, names: Set<string>): void {
 
 /** Inputs that hold a layer's weights or bias, by op type (default domain). */
 const WEIGHT_INPUTS: Record<string, number[]> = { Conv: [1, 2], ConvTranspose: [1, 2], Gemm: [1, 2], MatMul: [1], Gather: [0] };
-/** Tiny tensors are not worth a Cast node (as in the fp16 pass). */
-const MIN_FP16_ELEMENTS = 16;
 
 /**
  * When the input stored its weights as float16 (some folded weight came from fp16), stores the float32 weights of the

@@ -106,6 +106,12 @@ export function intAttr(node: NodeProto, name: string, dflt: number): number {
   return a ? Number(a.i) : dflt;
 }
 
+/** An INTS attribute of a node as numbers, or undefined when absent. */
+export function intsAttr(node: NodeProto, name: string): number[] | undefined {
+  const a = node.attribute.find((x) => x.name === name);
+  return a ? a.ints.map(Number) : undefined;
+}
+
 /** Replaces (or adds) an initializer by name. */
 export function setInitializer(graph: GraphProto, tensor: TensorProto): void {
   const i = graph.initializer.findIndex((t) => t.name === tensor.name);

@@ -1,5 +1,8 @@
 // IEEE 754 half precision and bfloat16 <-> float32, bit-exact with round-to-nearest-even.
 
+/** The largest finite float16. */
+export const FP16_MAX = 65504;
+
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 

@@ -38,7 +38,10 @@ export function formatTuneTable(r: TuneResult & Partial<Omit<TuneOutcome, keyof 
   const files = [r.resultPath ? `result: ${r.resultPath}` : '', r.report ? `report: ${r.report}` : ''].filter(Boolean).join(' · ');
   // Models that could not be built are not in the table: say so, one line per reason, so no mode vanishes silently.
   const notBuilt = new Map<string, number>();
-  for (const m of r.models ?? []) if (m.status === 'skipped') notBuilt.set(m.reason ?? 'no reason given', (notBuilt.get(m.reason ?? 'no reason given') ?? 0) + 1);
+  for (const m of r.models ?? []) {
+    const why = m.reason ?? 'no reason given';
+    if (m.status === 'skipped') notBuilt.set(why, (notBuilt.get(why) ?? 0) + 1);
+  }
   return [
     table,
     `(→ chosen, * on the latency/quality Pareto front; quality ${r.quality ? `is ${r.quality.metric} on ${r.quality.examples} example(s) from ${r.quality.from}` : 'is fidelity to fp32'})`,

@@ -96,12 +96,7 @@ export function readConst(ref: ConstRef, dir?: string): TensorData {
   return readTensor(ref.tensor, dir);
 }
 
-export { intAttr } from '../../onnx/graph.js';
-
-export function intsAttr(node: NodeProto, name: string): number[] | undefined {
-  const a = node.attribute.find((x) => x.name === name);
-  return a ? a.ints.map(Number) : undefined;
-}
+export { intAttr, intsAttr } from '../../onnx/graph.js';
 
 export function floatAttr(node: NodeProto, name: string, dflt: number): number {
   const a = node.attribute.find((x) => x.name === name);

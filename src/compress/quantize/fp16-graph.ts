@@ -16,7 +16,7 @@ import { GraphIndex, outerReads, pruneUnused } from '../../onnx/graph.js';
 import { subgraphsOf } from '../../onnx/walk.js';
 import { attr } from '../../onnx/builder.js';
 import { makeTensor, readTensor, toFloat32 } from '../../onnx/tensor.js';
-import { toFloat16Array } from '../../onnx/half.js';
+import { FP16_MAX, toFloat16Array } from '../../onnx/half.js';
 import type { OnnxModel } from '../../onnx/model.js';
 import type { PassReport } from '../../types.js';
 import type { PassOptions } from '../pass.js';
@@ -125,7 +125,6 @@ export function inferElemTypes(graph: GraphProto): Map<string, number> {
 /** Ops kept float32 unless recipe.exclude.ops names another list. */
 export const DEFAULT_FP32_OPS = ['Softmax', 'LogSoftmax', 'LayerNormalization', 'ReduceSumSquare', 'ReduceL2', 'ReduceLogSum', 'ReduceLogSumExp'];
 
-const FP16_MAX = 65504;
 
 export interface Fp16GraphOptions extends Pick<PassOptions, 'excludeNodes'> {
   /** op types kept float32 (default DEFAULT_FP32_OPS) */

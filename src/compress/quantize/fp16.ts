@@ -4,14 +4,13 @@ import { DT } from '../../onnx/dtype.js';
 import { GraphIndex, insertNodes, uniqueName } from '../../onnx/graph.js';
 import { attr } from '../../onnx/builder.js';
 import { makeTensor, readTensor, toFloat32 } from '../../onnx/tensor.js';
-import { toFloat16Array } from '../../onnx/half.js';
+import { FP16_MAX, toFloat16Array } from '../../onnx/half.js';
 import type { OnnxModel } from '../../onnx/model.js';
 import type { PassReport } from '../../types.js';
 import type { PassOptions } from '../pass.js';
 
-const FP16_MAX = 65504;
 /** Tiny tensors (scalars, shape-like constants) are not worth a Cast node. */
-const MIN_ELEMENTS = 16;
+export const MIN_FP16_ELEMENTS = 16;
 
 /**
  * Stores float32 weights as float16 and casts them back to float32 in the graph, so compute stays fp32 and the
@@ -59,7 +58,7 @@ export function storeWeightsFp16(model: OnnxModel, opts: PassOptions): PassRepor
 
 function reasonToKeep(t: TensorProto, dir?: string): string | undefined {
   const n = t.dims.reduce((a, b) => a * Number(b), 1);
-  if (n < MIN_ELEMENTS) return 'small';
+  if (n < MIN_FP16_ELEMENTS) return 'small';
   const v = toFloat32(readTensor(t, dir));
   for (let i = 0; i < v.length; i++) {
     const x = v[i];
