@@ -3,7 +3,7 @@ import { dirname, resolve, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { loadModel, modelBytes, saveModel, sha256 } from '../onnx/model.js';
 import { EdgetuneError } from '../errors.js';
-import { fsyncDir } from '../util/atomic.js';
+import { fsyncDir, prepareOutputs } from '../util/atomic.js';
 import type { CompressReport, OpContext, Recipe } from '../types.js';
 import { openDataSource } from '../measure/datasets/open.js';
 import type { DataSource } from '../measure/datasets/source.js';
@@ -37,6 +37,7 @@ export async function compressFile(opts: CompressOptions, ctx: OpContext = {}): 
   const inPath = resolve(opts.input);
   const outPath = resolve(opts.output);
   if (inPath === outPath) throw new EdgetuneError('USAGE', `output ${opts.output} is the input file; choose another path with -o`);
+  await prepareOutputs([{ path: outPath, what: 'output' }]);
   const original = await loadModel(inPath);
   const inBytes = modelBytes(original);
   const data = typeof opts.data === 'string' ? await openDataSource(opts.data, original) : opts.data;

@@ -1,6 +1,6 @@
 // The fleet report: one self-contained HTML page (inline SVG, no scripts or network assets) with, per hardware
 // target, the latency and quality of what each device runs and the merged Pareto fronts of distributed tunes.
-import { writeFileAtomic } from '../util/atomic.js';
+import { prepareOutputs, writeFileAtomic } from '../util/atomic.js';
 import { latencyAt } from '../tune/decide.js';
 import type { Measurement } from '../types.js';
 import { recipeLabel } from '../schema/recipe.js';
@@ -138,6 +138,7 @@ ${d.targets.length ? d.targets.map(targetSection).join('\n') : '<p>No results re
 
 export async function writeReport(store: ResultsStore, file: string, opts: { since?: string; title?: string } = {}): Promise<ReportData> {
   const data = reportData(store.results({ since: opts.since }), store.fronts({ since: opts.since }), { title: opts.title });
+  await prepareOutputs([{ path: file, what: 'report' }]);
   await writeFileAtomic(file, renderReport(data));
   return data;
 }

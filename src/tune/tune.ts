@@ -10,7 +10,7 @@ import { isExternal } from '../onnx/tensor.js';
 import { allTensors } from '../onnx/walk.js';
 import { benchModel, toMeasurement } from '../measure/bench.js';
 import { generateInputs, inputSpecs } from '../measure/inputs.js';
-import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
+import { prepareOutputs, writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 import { infinityAsString } from '../util/json.js';
 import { writeTuneReport } from '../report/html.js';
 import type { OpContext } from '../types.js';
@@ -57,6 +57,10 @@ export async function tune(opts: TuneOptions, ctx: OpContext = {}): Promise<Tune
   const started = Date.now();
   checkOptions(opts);
   const paths = tunePaths(opts);
+  await prepareOutputs([
+    { path: paths.output, what: 'output' }, { path: paths.result, what: 'result' }, { path: paths.journal, what: 'journal' },
+    ...(paths.report ? [{ path: paths.report, what: 'report' }] : []),
+  ]);
   const cores = opts.cores ?? availableParallelism();
   const notes: string[] = [];
   const original = await loadModel(paths.input);
@@ -106,7 +110,6 @@ export async function tune(opts: TuneOptions, ctx: OpContext = {}): Promise<Tune
   const settings = hash({ data: evalSet.from, examples: evalSet.examples, shapes: opts.shapes ?? {}, plan, confirm, seed: SEED });
   const spaceKey = hash(candidates.map((c) => [c.id, c.recipe]));
   await mkdir(paths.work, { recursive: true });
-  await mkdir(dirname(paths.journal), { recursive: true });
   const { journal, state, notes: jnotes, resumed } = await Journal.open(paths.journal, { kind: 'header', v: 1, model: originalSha, space: spaceKey, settings });
   if (resumed) jnotes.push(`resumed: ${state.models.size} model(s), ${state.trials.size} trial(s) and ${state.confirms.size} confirmation(s) replayed from the journal`);
 

@@ -1,6 +1,8 @@
-import { open, rename, unlink } from 'node:fs/promises';
-import { dirname, basename, join } from 'node:path';
+import { constants } from 'node:fs';
+import { access, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
+import { dirname, basename, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { EdgetuneError } from '../errors.js';
 
 /**
  * Writes a file so that a power cut leaves either the old or the new content, never a torn file:
@@ -39,4 +41,26 @@ export async function fsyncDir(dir: string): Promise<void> {
 /** `replacer` as JSON.stringify's (e.g. util/json.ts infinityAsString: by default ±Infinity and NaN become null). */
 export async function writeJsonAtomic(path: string, value: unknown, replacer?: (key: string, value: unknown) => unknown): Promise<void> {
   await writeFileAtomic(path, JSON.stringify(value, replacer, 2) + '\n');
+}
+
+/**
+ * Creates the folder each file will be written into and checks that it can be written, so that a job fails before
+ * its work (a tune runs for minutes) rather than at its end. `what` names the flag or field for the error.
+ */
+export async function prepareOutputs(files: Array<{ path: string; what: string }>): Promise<void> {
+  for (const { path, what } of files) {
+    const dir = dirname(resolve(path));
+    try {
+      await mkdir(dir, { recursive: true });
+      await access(dir, constants.W_OK);
+      const st = await stat(resolve(path)).catch(() => undefined);
+      if (st?.isDirectory()) throw Object.assign(new Error('it is a folder'), { code: 'EISDIR' });
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      const why = err.code === 'EISDIR' ? 'it is a folder: give a file name'
+        : err.code === 'ENOTDIR' || err.code === 'EEXIST' ? `part of ${dir} is a file, not a folder: choose another path`
+          : `cannot write into ${dir} (${err.code ?? err.message}): choose another path`;
+      throw new EdgetuneError('USAGE', `${what} ${path}: ${why}`);
+    }
+  }
 }

@@ -121,3 +121,15 @@ t.test('recipe files are validated with messages that name the field', async (t)
   t.equal(r.quantize?.perChannel, true);
   t.equal(r.quantize?.symmetricWeights, true, 'defaults filled from the schema');
 });
+
+t.test('compressFile: the output folder is created, and an unwritable output fails before any work', async (t) => {
+  const dir = t.testdir();
+  const out = join(dir, 'new/nested/int8.onnx');
+  await compressFile({ input: example, output: out, recipe: recipeFromQuantFlag('int8-dynamic', true) });
+  t.ok((await stat(out)).size > 0, 'written into the folder it created');
+  await writeFile(join(dir, 'plain'), 'x');
+  const steps: string[] = [];
+  await t.rejects(compressFile({ input: example, output: join(dir, 'plain/int8.onnx'), recipe: recipeFromQuantFlag('int8-static') }, { onProgress: (p) => steps.push(p.step) }),
+    { code: 'USAGE', message: /^output .*plain\/int8\.onnx: part of .* is a file/ });
+  t.same(steps, [], 'no calibration or compression ran');
+});

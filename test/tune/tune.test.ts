@@ -101,6 +101,17 @@ t.test('a model with dynamic dims and no data: --shape reaches calibration, so s
   t.match(formatTuneTable(broken), /not built: 1 model\(s\): ONNX Runtime could not run it: boom/);
 });
 
+t.test('an unwritable report path fails before any candidate is built or measured', async (t) => {
+  const dir = t.testdir();
+  const model = await mlpFile(dir);
+  await writeFile(join(dir, 'plain'), 'x');
+  const progress: number[] = [];
+  await t.rejects(tune({ model, budgetMs: 1000, threads: [1], quant: ['dynamic'], bench: quickBench, output: join(dir, 'out.onnx'), reportPath: join(dir, 'plain/r.html') }, { onProgress: (p) => progress.push(p.pct) }),
+    { code: 'USAGE', message: /^report .*plain\/r\.html: part of .* is a file/ });
+  t.same(progress, [], 'no progress: nothing ran');
+  await t.rejects(stat(join(dir, 'out.tune-journal.jsonl')), { code: 'ENOENT' }, 'no journal started');
+});
+
 t.test('adaptive: stops as soon as nothing left can beat the incumbent', async (t) => {
   const dir = t.testdir();
   const model = await mlpFile(dir);
