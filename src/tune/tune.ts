@@ -166,6 +166,10 @@ export async function tune(opts: TuneOptions, ctx: OpContext = {}): Promise<Tune
       ...(metric === 'accuracy' ? { maxAccuracyDrop: opts.maxAccuracyDrop ?? 1 } : {}),
       ...(metric === 'fidelity' || opts.minFidelity !== undefined ? { minFidelity: opts.minFidelity ?? 0.99 } : {}),
     };
+    // One example more or less right moves accuracy by 100/n points: past the allowed drop, the floor is noise.
+    if (limits.maxAccuracyDrop !== undefined && limits.maxAccuracyDrop > 0 && 100 / evalSet.examples > limits.maxAccuracyDrop) {
+      notes.push(`accuracy is measured on only ${evalSet.examples} example(s), so one example is ${(100 / evalSet.examples).toPrecision(2)} points, more than the ${limits.maxAccuracyDrop}-point drop allowed: the accuracy floor cannot tell candidates apart; give at least ${Math.ceil(100 / limits.maxAccuracyDrop)} labelled examples (or --eval-samples)`);
+    }
 
     const all = new Map<string, SearchCandidate>();
     const searchable = (keys: Set<string>) => candidates.filter((c) => keys.has(c.modelKey)).flatMap((c): SearchCandidate[] => {

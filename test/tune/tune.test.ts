@@ -188,6 +188,18 @@ t.test('the example: accuracy on its labelled held-out set, and the accuracy flo
   const dyn = r.models.find((m) => m.key.startsWith('dynamic'))!;
   t.equal(dyn.status, 'ok');
   t.ok(dyn.quality!.accuracy! > 0.85);
+  t.notOk(r.notes.some((n) => /one example is/.test(n)), '300 examples resolve a 1-point floor: no warning');
+});
+
+t.test('too few labelled examples for the accuracy floor: the result says so', async (t) => {
+  const dir = t.testdir();
+  const model = join(packageRoot(), 'examples/fashion-mnist/model.onnx');
+  const base = { model, budgetMs: 1000, threads: [1], quant: ['dynamic' as const], evalSamples: 40, bench: quickBench, reportPath: false as const };
+  const r = await tune({ ...base, output: join(dir, 'a.onnx') });
+  t.equal(r.quality.examples, 40);
+  t.ok(r.notes.some((n) => n.includes('only 40 example(s), so one example is 2.5 points, more than the 1-point drop allowed') && n.includes('at least 100 labelled examples')), r.notes.join('\n'));
+  const loose = await tune({ ...base, maxAccuracyDrop: 5, output: join(dir, 'b.onnx') });
+  t.notOk(loose.notes.some((n) => /one example is/.test(n)), 'a 5-point floor is resolved by 40 examples');
 });
 
 t.test('tune can be canceled', async (t) => {
