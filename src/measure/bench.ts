@@ -1,9 +1,8 @@
 // Benchmarking a model file on this device with ONNX Runtime: one model at one or several input shapes, each run in
 // its own child process, with the device's speed conditions watched around it. Comparisons live in compare.ts.
-import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { EdgetuneError, ModelError, isENOENT, throwIfAborted } from '../errors.js';
-import { parseModel, sha256 } from '../onnx/model.js';
+import { EdgetuneError, throwIfAborted } from '../errors.js';
+import { parseModel, readModelFile, sha256 } from '../onnx/model.js';
 import { recipeLabel } from '../schema/recipe.js';
 import type { LatencyStats, Measurement, OpContext, Quality, Recipe } from '../types.js';
 import { resolvePlan, type BenchPlan, type BenchPlanOptions, type StopReason } from './bench-plan.js';
@@ -68,13 +67,7 @@ interface Prepared {
 /** Reads the model once: its hash and size, and inputs for it (given, or generated from its specs). */
 export async function prepareBench(modelPath: string, opts: BenchOptions): Promise<Prepared> {
   const path = resolve(modelPath);
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(path);
-  } catch (e) {
-    if (isENOENT(e)) throw new ModelError('MODEL_NOT_FOUND', `${modelPath}: no such file`);
-    throw e;
-  }
+  const bytes = await readModelFile(modelPath);
   const model = { path, sha256: sha256(bytes), bytes: bytes.length };
   if (opts.inputs) return { path, model, specs: undefined, inputs: opts.inputs, notes: [`inputs: ${opts.inputsFrom ?? 'given by the caller'}`] };
   const specs = inputSpecs(parseModel(bytes, path, dirname(path)));

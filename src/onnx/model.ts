@@ -41,17 +41,21 @@ export function parseModel(bytes: Uint8Array, name = '<buffer>', dir?: string): 
 
 export async function loadModel(path: string): Promise<OnnxModel> {
   const abs = resolve(path);
-  let bytes: Buffer;
+  return parseModel(await readModelFile(path), abs, dirname(abs));
+}
+
+/** A model file's bytes; a missing path, a folder or an unreadable file is a MODEL_NOT_FOUND error naming the path. */
+export async function readModelFile(path: string): Promise<Buffer> {
+  const abs = resolve(path);
   try {
     const st = await stat(abs);
-    if (!st.isFile()) throw new ModelError('MODEL_NOT_FOUND', `${path}: not a file`);
-    bytes = await readFile(abs);
+    if (!st.isFile()) throw new ModelError('MODEL_NOT_FOUND', `${path}: not a file${st.isDirectory() ? ' but a folder: give the .onnx file in it' : ''}`);
+    return await readFile(abs);
   } catch (e) {
     if (e instanceof ModelError) throw e;
     if (isENOENT(e)) throw new ModelError('MODEL_NOT_FOUND', `${path}: no such file`);
     throw new ModelError('MODEL_NOT_FOUND', `${path}: cannot read the file (${(e as Error).message})`, { cause: e });
   }
-  return parseModel(bytes, abs, dirname(abs));
 }
 
 export function modelBytes(model: OnnxModel): Uint8Array {

@@ -94,6 +94,8 @@ t.test('dynamic dims from shapes; bad shapes fail before any process starts', as
   await t.rejects(benchShapes(MEL, [{ input: [1, 100] }, { input: [1, 0] }], QUICK), { code: 'USAGE', message: /dim 1: the given size 0/ });
   await t.rejects(benchModel(MEL, { maxRuns: 0 }), { code: 'USAGE', message: /maxRuns/ });
   await t.rejects(benchModel('/nonexistent/m.onnx'), { code: 'MODEL_NOT_FOUND' });
+  const folder = t.testdir();
+  await t.rejects(benchModel(folder), { code: 'MODEL_NOT_FOUND', message: `${folder}: not a file but a folder: give the .onnx file in it` }, 'a folder, not a raw EISDIR');
 });
 
 t.test('given inputs are used as they are; toMeasurement', async (t) => {
