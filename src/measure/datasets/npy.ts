@@ -123,6 +123,24 @@ export function parseNpy(bytes: Uint8Array, name = '<buffer>'): PlainTensor {
   return h.fortranOrder ? fortranToC(t) : t;
 }
 
+/**
+ * A .npy file (version 1.0, little-endian, C order) as numpy.save writes it: the header is padded so the data
+ * starts on a 64-byte boundary. Benchmarks use it to hand the same examples to Python tools.
+ */
+export function encodeNpy(t: PlainTensor): Uint8Array {
+  const code = Object.entries(DESCR).find(([, d]) => d === t.dtype)![0];
+  const descr = `${ITEM_BYTES[t.dtype] === 1 ? '|' : '<'}${code}`;
+  const dict = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${t.dims.join(', ')}${t.dims.length === 1 ? ',' : ''}), }`;
+  const header = dict + ' '.repeat((64 - ((10 + dict.length + 1) % 64)) % 64) + '\n';
+  const data = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+  const out = new Uint8Array(10 + header.length + data.length);
+  out.set([...MAGIC, 1, 0]);
+  new DataView(out.buffer).setUint16(8, header.length, true);
+  out.set(new TextEncoder().encode(header), 10);
+  out.set(data, 10 + header.length);
+  return out;
+}
+
 async function readAll(path: string, signal?: AbortSignal): Promise<Uint8Array> {
   try {
     return await readFile(path, { signal });

@@ -2,7 +2,7 @@ import t from 'tap';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { zipSync } from 'fflate';
-import { NpyFile, parseNpy, parseNpyHeader, readNpz } from '../../../src/measure/datasets/npy.js';
+import { NpyFile, encodeNpy, parseNpy, parseNpyHeader, readNpz } from '../../../src/measure/datasets/npy.js';
 
 /** A .npy file as numpy.save writes it (version 1.0, header padded to 64 bytes). */
 function npy(descr: string, shape: number[], data: ArrayBufferView, fortran = false): Uint8Array {
@@ -31,6 +31,25 @@ t.test('parses float32, int64, bool, big-endian and Fortran-order arrays', async
   // Fortran order: columns first. [[1,2,3],[4,5,6]] is stored 1,4,2,5,3,6.
   const fo = parseNpy(npy('<f4', [2, 3], Float32Array.of(1, 4, 2, 5, 3, 6), true));
   t.same([...(fo.data as Float32Array)], [1, 2, 3, 4, 5, 6]);
+});
+
+t.test('encodeNpy writes what parseNpy (and numpy) read back: 64-byte aligned header, every dtype', async (t) => {
+  const cases = [
+    { dtype: 'float32' as const, dims: [2, 1, 2, 3], data: Float32Array.from({ length: 12 }, (_, i) => i / 3 - 1) },
+    { dtype: 'int64' as const, dims: [3], data: BigInt64Array.of(-1n, 0n, 9007199254740993n) },
+    { dtype: 'uint8' as const, dims: [2, 2], data: Uint8Array.of(0, 1, 254, 255) },
+    { dtype: 'float16' as const, dims: [1], data: Uint16Array.of(0x3c00) },
+  ];
+  for (const c of cases) {
+    const bytes = encodeNpy(c);
+    const h = parseNpyHeader(bytes);
+    t.equal(h.dataOffset % 64, 0, `${c.dtype}: data starts on a 64-byte boundary`);
+    const back = parseNpy(bytes);
+    t.equal(back.dtype, c.dtype);
+    t.same(back.dims, c.dims);
+    t.same(Array.from(back.data as ArrayLike<number | bigint>), Array.from(c.data as ArrayLike<number | bigint>));
+  }
+  t.match(new TextDecoder('latin1').decode(encodeNpy(cases[2]).subarray(10, 60)), "'descr': '|u1'", 'one-byte types carry no byte order');
 });
 
 t.test('clear errors for what it cannot read', async (t) => {
