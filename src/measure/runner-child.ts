@@ -3,7 +3,8 @@
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import { ciRelWidthOf, timedFraction, timedStop, warmupDone, type BenchPlan } from './bench-plan.js';
 import type { PlainTensor } from './plain-tensor.js';
-import type { BenchReply, LoadReply, RunnerReply, RunnerRequest, RssReply, SessionSettings } from './runner-protocol.js';
+import type { BenchReply, LoadReply, ObserveReply, RunnerReply, RunnerRequest, RssReply, SessionSettings, StatsReply } from './runner-protocol.js';
+import { TensorStats } from '../compress/calibrate/histogram.js';
 import { sessionOptionsOf } from './session-options.js';
 
 type Ort = typeof import('onnxruntime-node');
@@ -68,6 +69,31 @@ async function run(inputs: Record<string, PlainTensor>): Promise<Record<string, 
   return out;
 }
 
+const observed = new Map<string, TensorStats>();
+
+async function observe(inputs: Record<string, PlainTensor>, names: string[], histogram: boolean): Promise<ObserveReply> {
+  const { outputs } = await timedRun(feedsOf(inputs), shapeKey(inputs));
+  const dtypes: ObserveReply['dtypes'] = {};
+  for (const name of names) {
+    const out = outputs[name] as Tensor | undefined;
+    const dtype = (out?.type ?? inputs[name]?.dtype) as PlainTensor['dtype'] | undefined;
+    if (!dtype) continue;
+    dtypes[name] = dtype;
+    if (dtype !== 'float32') continue;
+    let s = observed.get(name);
+    if (!s) observed.set(name, (s = new TensorStats(histogram)));
+    s.add((out?.data ?? inputs[name].data) as Float32Array);
+  }
+  return { dtypes };
+}
+
+function takeStats(): StatsReply {
+  const out: StatsReply = {};
+  for (const [name, s] of observed) out[name] = s.snapshot();
+  observed.clear();
+  return out;
+}
+
 async function bench(id: number, inputs: Record<string, PlainTensor>, plan: BenchPlan): Promise<BenchReply> {
   const feeds = feedsOf(inputs);
   const key = shapeKey(inputs);
@@ -119,6 +145,8 @@ async function handle(req: RunnerRequest): Promise<unknown> {
   if (req.kind === 'rss') return { maxRssKB: process.resourceUsage().maxRSS } satisfies RssReply;
   if (!session) throw new Error('no model is loaded in this runner');
   if (req.kind === 'run') return run(req.inputs);
+  if (req.kind === 'observe') return observe(req.inputs, req.names, req.histogram);
+  if (req.kind === 'stats') return takeStats();
   return bench(req.id, req.inputs, req.plan);
 }
 

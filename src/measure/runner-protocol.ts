@@ -3,7 +3,8 @@
 // with `ok` or `error`, and may send `progress` for it before that.
 import type { SessionSettings as RecipeSessionSettings } from '../schema/recipe.js';
 import type { BenchPlan, StopReason } from './bench-plan.js';
-import type { PlainTensor } from './plain-tensor.js';
+import type { PlainDtype, PlainTensor } from './plain-tensor.js';
+import type { TensorStatsSnapshot } from '../compress/calibrate/histogram.js';
 
 /**
  * ONNX Runtime session options a measurement may set: the recipe's session block (intra/inter-op threads, graph
@@ -15,7 +16,11 @@ export type RunnerRequest =
   | { id: number; kind: 'load'; modelPath: string; session: SessionSettings }
   | { id: number; kind: 'run'; inputs: Record<string, PlainTensor> }
   | { id: number; kind: 'bench'; inputs: Record<string, PlainTensor>; plan: BenchPlan }
-  | { id: number; kind: 'rss' };
+  | { id: number; kind: 'rss' }
+  // Calibration: run, fold `names` (outputs, or inputs from the feeds) into statistics kept in the child, so a
+  // batch's activations never cross the IPC channel; 'stats' hands the statistics over and forgets them.
+  | { id: number; kind: 'observe'; inputs: Record<string, PlainTensor>; names: string[]; histogram: boolean }
+  | { id: number; kind: 'stats' };
 
 export interface LoadReply {
   loadMs: number;
@@ -38,6 +43,9 @@ export interface BenchReply {
 }
 export interface RssReply { maxRssKB: number }
 export type RunReply = Record<string, PlainTensor>;
+/** the dtype of each observed name this run produced (only float32 ones get statistics) */
+export interface ObserveReply { dtypes: Record<string, PlainDtype> }
+export type StatsReply = Record<string, TensorStatsSnapshot>;
 
 export type RunnerReply =
   | { id: number; kind: 'ok'; value: unknown }

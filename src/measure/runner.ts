@@ -8,7 +8,8 @@ import { siblingModule } from '../util/paths.js';
 import { allowedCpus, pinCpus, pinProcess } from './pin.js';
 import { resolvePlan, type BenchPlanOptions } from './bench-plan.js';
 import type { PlainTensor } from './plain-tensor.js';
-import type { BenchReply, LoadReply, RssReply, RunnerReply, RunnerRequest, SessionSettings } from './runner-protocol.js';
+import type { BenchReply, LoadReply, ObserveReply, RssReply, RunnerReply, RunnerRequest, SessionSettings, StatsReply } from './runner-protocol.js';
+import { TensorStats } from '../compress/calibrate/histogram.js';
 
 export type { SessionSettings } from './runner-protocol.js';
 
@@ -181,6 +182,17 @@ export class ModelRunner {
       });
     };
     return this.request<BenchReply>({ kind: 'bench', inputs, plan }, ctx, 'benchmark', { onProgress });
+  }
+
+  /** Calibration run: the child folds `names` into its statistics; only their dtypes come back. */
+  async observe(inputs: Record<string, PlainTensor>, names: string[], histogram: boolean, ctx: OpContext = {}): Promise<ObserveReply> {
+    return this.request<ObserveReply>({ kind: 'observe', inputs, names, histogram }, ctx, 'calibration run');
+  }
+
+  /** The statistics folded by `observe` since the last call, by tensor name; the child forgets them. */
+  async takeStats(ctx: OpContext = {}): Promise<Map<string, TensorStats>> {
+    const r = await this.request<StatsReply>({ kind: 'stats' }, ctx, 'calibration statistics');
+    return new Map(Object.entries(r).map(([name, snap]) => [name, TensorStats.restore(snap)]));
   }
 
   /** The child's peak resident set so far, in MB (includes Node and ONNX Runtime themselves, ~50-100 MB). */

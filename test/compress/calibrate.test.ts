@@ -49,6 +49,22 @@ t.test('masks and non-finite values are counted apart, never stretch the range',
   t.same(rangeOf(s, 'entropy'), { min: -2, max: 1 }, 'entropy over the finite values is finite');
 });
 
+t.test('the fast pass (no masks) and the masked pass count alike; a snapshot restores every statistic', async (t) => {
+  const s = new TensorStats(true);
+  s.add(Float32Array.of(0, 0, NaN, 2, -1));
+  t.same([s.min, s.max, s.count, s.masked, s.zeros], [-1, 2, 4, 1, 2], 'zeros and NaN counted on the fast pass');
+  const m = new TensorStats(true);
+  m.add(Float32Array.of(0, 0, NaN, 2, -1, 3.4e38));
+  t.same([m.min, m.max, m.count, m.masked, m.zeros], [-1, 2, 4, 2, 2], 'the same values plus a mask, on the slow pass');
+  t.same(Array.from(m.absHistogram()), Array.from(s.absHistogram()), 'same histogram either way');
+  const back = TensorStats.restore(structuredClone(s.snapshot()));
+  for (const x of [s, back]) x.add(Float32Array.of(5, -0.25));
+  t.same([back.min, back.max, back.count, back.masked, back.zeros, back.range], [s.min, s.max, s.count, s.masked, s.zeros, s.range]);
+  t.same(Array.from(back.absHistogram(true)), Array.from(s.absHistogram(true)), 'restored stats go on growing like the original');
+  const mm = TensorStats.restore(new TensorStats(false).snapshot());
+  t.equal(mm.pos, undefined, 'a minmax snapshot carries no histogram');
+});
+
 t.test('minmax, percentile and entropy on a long-tailed tensor', async (t) => {
   const s = new TensorStats(true);
   const x = normals(200_000, 3);
@@ -146,6 +162,12 @@ t.test('collectStats runs ORT with the tensors as outputs; grouping under a tigh
   t.notOk(one.stats.has('shape'), 'non-float tensors get no statistics');
   t.equal(one.stats.get('x')!.count, 32 * 16, 'graph inputs are observed from the feeds');
   t.ok(one.stats.get('r')!.min >= 0, 'Relu output is non-negative');
+  // Folded in the runner child, then handed over: the same as folding the feeds here.
+  const here = new TensorStats(true);
+  for await (const b of source(32).batches({ batchSize: 8 })) here.add(b.feeds.x.data as Float32Array);
+  const x = one.stats.get('x')!;
+  t.same([x.min, x.max, x.count, x.range], [here.min, here.max, here.count, here.range]);
+  t.same(Array.from(x.absHistogram()), Array.from(here.absHistogram()), 'x: the child\'s histogram is the in-process one');
   // h and r take 128 bytes per example (x is a feed, free): 200 bytes allow one example and one of them per run.
   const split = await collectStats(m, source(32), { ...opts, memoryBudgetBytes: 200 });
   t.equal(split.groups, 2);
