@@ -60,6 +60,10 @@ t.test('static QDQ: ORT fuses the groups into QLinearConv/QLinearAdd/QLinearConc
   t.equal(q.length, 1, 'one int8 copy of the shared weight');
   t.equal(q[0].dataType, DT.INT8);
   t.notOk(res.model.proto.graph!.initializer.some((i) => i.name === 'w2'), 'the fp32 weight is gone');
+  const g = res.model.proto.graph!;
+  const biasDq = g.node.filter((n) => n.opType === 'DequantizeLinear' && g.initializer.find((i) => i.name === n.input[0])?.dataType === DT.INT32);
+  t.equal(biasDq.length, 2, "conv1's and fc's biases are int32");
+  t.ok(biasDq.every((n) => n.input.length === 2), 'bias DequantizeLinear carry no zero point (0 by default): ORT still fuses them below');
 
   const ops = await optimizedOps(dir, res.model);
   for (const op of ['QLinearConv', 'QLinearAdd', 'QLinearConcat', 'QGemm', 'QLinearGlobalAveragePool']) t.ok(ops.includes(op), `${op} in ${ops.join(' ')}`);
