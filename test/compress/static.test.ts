@@ -103,9 +103,11 @@ t.test('a Concat joining tensors of very different ranges stays float; each inpu
   const wide = b.op('Conv', [x, b.initializer('wa', DT.FLOAT, [8, 64, 1, 1], randomFloats(512, 61, 2))], undefined, 'box_logits');
   const narrow = b.op('Sigmoid', [b.op('Conv', [x, b.initializer('wb', DT.FLOAT, [8, 64, 1, 1], randomFloats(512, 62, 0.01))], undefined, 'score_conv')]);
   const cat = b.op('Concat', [wide, narrow], { axis: 1 }, 'head_concat');
-  b.output(b.op('Conv', [cat, b.initializer('wc', DT.FLOAT, [8, 16, 1, 1], randomFloats(128, 63, 0.3))], undefined, 'after'), DT.FLOAT);
+  // The consumer convs are deep enough for int8 and, with a Sigmoid after them, not graph outputs: a Concat only
+  // leads into int8 when an int8 conv follows it.
+  b.output(b.op('Sigmoid', [b.op('Conv', [cat, b.initializer('wc', DT.FLOAT, [8, 16, 3, 3], randomFloats(1152, 63, 0.1))], undefined, 'after')]), DT.FLOAT);
   const same = b.op('Concat', [wide, b.op('Relu', [wide])], { axis: 1 }, 'same_range_concat');
-  b.output(b.op('Conv', [same, b.initializer('wd', DT.FLOAT, [8, 16, 1, 1], randomFloats(128, 64, 0.3))], undefined, 'after2'), DT.FLOAT);
+  b.output(b.op('Sigmoid', [b.op('Conv', [same, b.initializer('wd', DT.FLOAT, [8, 16, 3, 3], randomFloats(1152, 64, 0.1))], undefined, 'after2')]), DT.FLOAT);
   const m = buildModel(b.graph);
   const res = await applyRecipe(m, staticRecipe(), ctx);
   const why = Object.fromEntries(res.passes[0].skipped.map((s) => [s.node, s.why]));
@@ -116,6 +118,31 @@ t.test('a Concat joining tensors of very different ranges stays float; each inpu
   const ref = await runOnce(modelBytes(m), feeds);
   const out = await runOnce(modelBytes(res.model), feeds);
   for (const k of Object.keys(ref)) t.ok(cosine(ref[k], out[k]) > 0.99, `${k}: cosine ${cosine(ref[k], out[k])}`);
+});
+
+t.test('past the last int8 compute op (box decoding before the outputs) linking ops stay fp32', async (t) => {
+  const b = new GraphBuilder('decode');
+  const x = b.input('x', DT.FLOAT, [1, 16, 6, 6]);
+  const c1 = b.op('Relu', [b.op('Conv', [x, b.initializer('w1', DT.FLOAT, [16, 16, 3, 3], randomFloats(2304, 71, 0.1)), b.initializer('b1', DT.FLOAT, [16], randomFloats(16, 72, 0.1))], { pads: [1, 1, 1, 1] }, 'conv1')]);
+  // Inside the int8 region: the Add leads to conv2, so it stays int8.
+  const inner = b.op('Add', [c1, c1], undefined, 'inner_add');
+  const loc = b.op('Conv', [inner, b.initializer('w2', DT.FLOAT, [4, 16, 3, 3], randomFloats(576, 73, 0.1))], { pads: [1, 1, 1, 1] }, 'loc_conv');
+  const flat = b.op('Reshape', [b.op('Sigmoid', [loc], undefined, 'loc_sigmoid'), b.initializer('shape', DT.INT64, [2], BigInt64Array.of(1n, -1n))], undefined, 'loc_reshape');
+  const priors = b.initializer('priors', DT.FLOAT, [1, 144], Float32Array.from({ length: 144 }, (_, i) => (i % 37) / 37));
+  const boxes = b.op('Add', [b.op('Mul', [flat, b.initializer('variance', DT.FLOAT, [1], Float32Array.of(0.1))], undefined, 'decode_mul'), priors], undefined, 'decode_add');
+  b.output(boxes, DT.FLOAT);
+  const m = buildModel(b.graph);
+  const res = await applyRecipe(m, staticRecipe(), ctx);
+  const changed = new Set(res.passes[0].changed.map((c) => c.node));
+  const why = Object.fromEntries(res.passes[0].skipped.map((s) => [s.node, s.why]));
+  t.ok(changed.has('conv1') && changed.has('loc_conv') && changed.has('inner_add'), [...changed].join(','));
+  for (const n of ['loc_sigmoid', 'loc_reshape', 'decode_mul']) t.match(why[n], /no int8 Conv\/MatMul\/Gemm follows it/, `${n} stays fp32, and the report says why`);
+  t.notOk(changed.has('decode_add'), 'the op writing the graph output was never int8');
+  t.notOk(res.model.proto.graph!.initializer.some((i) => i.name.startsWith('priors_quantized')), 'the prior table is not stored in 8 bits');
+  const feeds = { x: new ort.Tensor('float32', randomFloats(16 * 36, 74), [1, 16, 6, 6]) };
+  const ref = await runOnce(modelBytes(m), feeds);
+  const out = await runOnce(modelBytes(res.model), feeds);
+  t.ok(cosine(ref.y ?? Object.values(ref)[0], out.y ?? Object.values(out)[0]) > 0.999, 'decoded boxes stay close to fp32');
 });
 
 t.test('S8S8 and U8S8 with reduce-range both load; reduce-range keeps weights in 7 bits', async (t) => {

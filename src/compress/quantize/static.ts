@@ -20,7 +20,7 @@ import { PER_CHANNEL_OPSET, softmaxInputsToProbe, upgradeBlocker, upgradeToOpset
 import { activationParams, type QParams } from './qdq-params.js';
 import { matmulAddToGemm } from './matmul-add-gemm.js';
 import { flattenChannelsLast } from './nhwc-flatten.js';
-import { coreNodes, mixedRangeConcats, planQdq, type PlanOptions } from './qdq-plan.js';
+import { PAST_LAST_INT8, coreNodes, mixedRangeConcats, planQdq, type PlanOptions } from './qdq-plan.js';
 import { applyQdqPlan, commuteReluPastBoundaryPools } from './qdq-rewrite.js';
 
 export interface StaticContext extends PipelineContext {
@@ -120,7 +120,8 @@ export async function quantizeStatic(model: OnnxModel, q: QuantizeStep, exclude:
   if (swapped.length) warnings.push(`Relu moved after ${swapped.length} MaxPool(s) at fp32→int8 boundaries (${swapped.slice(0, 3).join(', ')}), so ONNX Runtime keeps those pools in fp32`);
   const done = applyQdqPlan(model, plan, params, { activationType, reduceRange });
   report.changed.push(...done.changed);
-  report.skipped.push(...plan.skipped, ...done.skipped);
+  // Tail ops were left out before calibration, so the final plan never sees them: report them from the first.
+  report.skipped.push(...first.skipped.filter((s) => s.why === PAST_LAST_INT8), ...plan.skipped, ...done.skipped);
   warnings.push(`calibrated ${cal.ranges.size} activation(s) with ${cal.method}${cal.method === 'percentile' ? ` ${q.calibration?.percentile ?? 99.999}` : ''} on ${cal.samples} example(s) from ${cal.source}; ${activationType === 'int8' ? 'S8S8' : 'U8S8'}${reduceRange ? ' with 7-bit weights' : ''}`);
   warnings.push(...int8KernelWarnings('static', cpu, { activationType, reduceRange }));
   ctx.onProgress?.({ step: 'static: done', pct: 100 });
