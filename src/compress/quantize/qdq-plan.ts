@@ -8,7 +8,8 @@
 // QDQ around an op that fuses into nothing only adds work, so:
 //   - Conv/MatMul/Gemm with constant weights are always quantized (they carry the compute);
 //   - linking ops (Add, Mul, Concat, pools, Sigmoid, data movement) only when a quantized op feeds them, so int8
-//     regions grow downstream across them instead of bouncing between int8 and float;
+//     regions grow downstream across them instead of bouncing between int8 and float, and only when they lead on to
+//     another quantized Conv/MatMul/Gemm (a region's tail before the graph outputs stays float);
 //   - convs too shallow for int8 GEMM (first layers: 1 or 3 input channels) stay fp32;
 //   - graph outputs are never quantized (their consumers expect full precision).
 import type { GraphProto, NodeProto } from 'onnx-buf';
