@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { OnnxModel } from '../src/onnx/model.js';
+import { saveModel, type OnnxModel } from '../src/onnx/model.js';
 import { GraphBuilder, buildModel } from '../src/onnx/builder.js';
 import { DT } from '../src/onnx/dtype.js';
 import { generatedSource } from '../src/compress/calibrate/index.js';
@@ -234,3 +234,29 @@ export const ENTRIES: Entry[] = [
     modes: ['dynamic', 'static-minmax', 'weight-only-4', 'weight-only-8', 'fp16'] },
   { name: 'synthetic 52 MB conv stack', path: '', source: 'generated', synthetic: convStack, calibSamples: 4, checkSamples: 2, data: gen(), modes: ['static-minmax', 'static-entropy', 'fp16'] },
 ];
+
+/** Latency plan of the quantization benches: the paired-ratio CI target stops a stable comparison early; the caps
+ * bound a noisy or slow one. */
+export function quantBenchPlan(quick: boolean) {
+  return quick
+    ? { warmupRuns: 3, warmupMs: 100, minRuns: 10, minMs: 300, maxRuns: 2000, maxMs: 1200, ciRelWidth: 0.05 }
+    : { warmupRuns: 5, warmupMs: 300, minRuns: 20, minMs: 1000, maxRuns: 5000, maxMs: 2500, ciRelWidth: 0.03 };
+}
+
+/** Whether a `--models=a,b` filter (substrings, any case) picks this entry; no filter picks every entry. */
+export function picked(e: Entry, only?: string[]): boolean {
+  return !only || only.some((o) => e.name.toLowerCase().includes(o.toLowerCase()));
+}
+
+/** Why the entry cannot run here (its file is absent), or undefined. */
+export function missing(e: Entry): string | undefined {
+  return !e.synthetic && !existsSync(e.path) ? `missing ${e.path} (${e.source})` : undefined;
+}
+
+/** The entry's model file: its path, or its synthetic model written into `work`. */
+export async function entryFile(e: Entry, work: string): Promise<string> {
+  if (!e.synthetic) return e.path;
+  const path = join(work, `${e.name.replace(/\W+/g, '-')}.onnx`);
+  await saveModel(e.synthetic(), path);
+  return path;
+}

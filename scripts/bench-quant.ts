@@ -6,7 +6,6 @@
 // Prints a table and the issue's targets, writes bench-results/bench-quant.json. Calibration data: see
 // bench-quant-data.ts (real photos need scripts/fetch-photos.sh once; without them the detector rows say so).
 // Flags: --quick (shorter timings), --models=name,name (substring match), --modes=static-minmax,…, --photos=dir
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +20,7 @@ import { formatTable } from '../src/cli/output.js';
 import { writeJsonAtomic } from '../src/util/atomic.js';
 import { packageRoot } from '../src/util/paths.js';
 import type { Recipe } from '../src/types.js';
-import { ENTRIES, defaultPhotoDir, type Entry } from './bench-quant-data.js';
+import { ENTRIES, defaultPhotoDir, entryFile, missing, picked, quantBenchPlan, type Entry } from './bench-quant-data.js';
 
 const root = packageRoot();
 const args = process.argv.slice(2);
@@ -39,10 +38,7 @@ const MODES: Array<{ mode: string; recipe: (samples: number) => Recipe }> = [
   { mode: 'fp16', recipe: () => ({ v: 1, quantize: { mode: 'fp16' } }) },
 ];
 
-// The paired-ratio CI target stops a stable comparison early; the caps bound a noisy or slow one.
-const plan = quick
-  ? { warmupRuns: 3, warmupMs: 100, minRuns: 10, minMs: 300, maxRuns: 2000, maxMs: 1200, ciRelWidth: 0.05 }
-  : { warmupRuns: 5, warmupMs: 300, minRuns: 20, minMs: 1000, maxRuns: 5000, maxMs: 2500, ciRelWidth: 0.03 };
+const plan = quantBenchPlan(quick);
 const allThreads = availableParallelism();
 
 interface Row {
@@ -61,11 +57,9 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   try {
     for (const e of ENTRIES) {
-      if (only && !only.some((o) => e.name.toLowerCase().includes(o.toLowerCase()))) continue;
-      if (!e.synthetic && !existsSync(e.path)) {
-        rows.push({ model: e.name, mode: '-', note: `missing ${e.path} (${e.source})` });
-        continue;
-      }
+      if (!picked(e, only)) continue;
+      const absent = missing(e);
+      if (absent) { rows.push({ model: e.name, mode: '-', note: absent }); continue; }
       const started = performance.now();
       try {
         await benchEntry(e, rows, work, notes, modes);
@@ -85,11 +79,7 @@ function log(s: string): void {
 }
 
 async function benchEntry(e: Entry, rows: Row[], work: string, notes: string[], modes?: string[]): Promise<void> {
-  let path = e.path;
-  if (e.synthetic) {
-    path = join(work, `${e.name.replace(/\W+/g, '-')}.onnx`);
-    await saveModel(e.synthetic(), path);
-  }
+  const path = await entryFile(e, work);
   const original: OnnxModel = await loadModel(path);
   const fp32Bytes = (await stat(path)).size;
   const data = await e.data(original, photoDir);

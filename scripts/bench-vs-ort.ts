@@ -7,7 +7,6 @@
 // only: `pip install onnx onnxruntime onnx_ir`). Without them this script says so and exits 1.
 // Prints a table, writes bench-results/bench-vs-ort.json. Flags: --quick, --models=name,name (substring match).
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,7 +25,7 @@ import { formatTable } from '../src/cli/output.js';
 import { writeJsonAtomic } from '../src/util/atomic.js';
 import { packageRoot } from '../src/util/paths.js';
 import type { Recipe } from '../src/types.js';
-import { ENTRIES, defaultPhotoDir, type Entry } from './bench-quant-data.js';
+import { ENTRIES, defaultPhotoDir, entryFile, missing, picked, quantBenchPlan, type Entry } from './bench-quant-data.js';
 
 const run = promisify(execFile);
 const root = packageRoot();
@@ -56,9 +55,7 @@ const PLAN: Array<{ entry: string; modes: Mode[] }> = [
   { entry: 'PP-OCR cls', modes: ['static-minmax'] },
   { entry: 'synthetic FFN stack (MatMul-heavy)', modes: ['dynamic', 'int4', 'static-minmax'] },
 ];
-const plan = quick
-  ? { warmupRuns: 3, warmupMs: 100, minRuns: 10, minMs: 300, maxRuns: 2000, maxMs: 1200, ciRelWidth: 0.05 }
-  : { warmupRuns: 5, warmupMs: 300, minRuns: 20, minMs: 1000, maxRuns: 5000, maxMs: 2500, ciRelWidth: 0.03 };
+const plan = quantBenchPlan(quick);
 
 interface Side { bytes?: number; latVsFp32?: number; seconds?: number; cosine?: number; sqnrDb?: number; top1Agreement?: number; acc?: number; quantized?: number; error?: string }
 interface Row { model: string; mode: Mode; fp32P50Ms?: number; accFp32?: number; ours: Side; ort: Side; oursVsOrt?: number; oursVsOrtCi?: [number, number]; notes: string[] }
@@ -72,8 +69,9 @@ async function main(): Promise<void> {
   try {
     for (const p of PLAN) {
       const e = ENTRIES.find((x) => x.name === p.entry);
-      if (!e || (only && !only.some((o) => e.name.toLowerCase().includes(o.toLowerCase())))) continue;
-      if (!e.synthetic && !existsSync(e.path)) { dataNotes.push(`${e.name}: skipped, missing ${e.path} (${e.source})`); continue; }
+      if (!e || !picked(e, only)) continue;
+      const absent = missing(e);
+      if (absent) { dataNotes.push(`${e.name}: skipped, ${absent}`); continue; }
       await benchEntry(e, p.modes, work, rows, dataNotes);
     }
   } finally {
@@ -92,11 +90,7 @@ async function checkPython(): Promise<void> {
 }
 
 async function benchEntry(e: Entry, modes: Mode[], work: string, rows: Row[], dataNotes: string[]): Promise<void> {
-  let path = e.path;
-  if (e.synthetic) {
-    path = join(work, `${e.name.replace(/\W+/g, '-')}.onnx`);
-    await saveModel(e.synthetic(), path);
-  }
+  const path = await entryFile(e, work);
   const original = await loadModel(path);
   const data = await e.data(original, defaultPhotoDir());
   dataNotes.push(`${e.name}: ${data.what}`);
@@ -172,7 +166,7 @@ async function dumpNpy(src: DataSource, limit: number, dir: string): Promise<num
   const parts = new Map<string, PlainTensor[]>();
   let n = 0;
   for await (const b of src.batches({ batchSize: 16, limit })) {
-    for (const [name, t] of Object.entries(b.feeds)) parts.set(name, [...(parts.get(name) ?? []), t]);
+    for (const [name, t] of Object.entries(b.feeds)) { if (!parts.has(name)) parts.set(name, []); parts.get(name)!.push(t); }
     n += Object.values(b.feeds)[0]?.dims[0] ?? 1;
   }
   await mkdir(dir, { recursive: true });

@@ -3,7 +3,6 @@
 // (search.ts + strategy.ts) with the journal (journal.ts), writes the winner, the TuneResult and the HTML report.
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { dirname } from 'node:path';
 import { EdgetuneError, UsageError, throwIfAborted } from '../errors.js';
 import { loadModel, saveModel, sha256 } from '../onnx/model.js';
 import { isExternal } from '../onnx/tensor.js';
@@ -43,7 +42,7 @@ function featuresOf(c: Candidate, r: ModelRecord, base: ModelRecord): LatencyFea
 
 /** Writes the chosen file to `output` atomically; a model with external data is re-saved so its data follows. */
 async function writeModelTo(file: string, output: string): Promise<void> {
-  await mkdir(dirname(output), { recursive: true });
+  // Its folder was made (and checked writable) by prepareOutputs when the tune started.
   const m = await loadModel(file);
   if (allTensors(m.proto).some(isExternal)) await saveModel(m, output);
   else await writeFileAtomic(output, await readFile(file));

@@ -1,7 +1,8 @@
 // Runs the model over calibration batches in an ONNX Runtime child process, with the tensors to observe added as
 // graph outputs; the child folds each batch into running statistics before the next one is read, so activations
-// never cross the IPC channel and memory holds one batch of them at a time, never the whole set. When one batch of every observed tensor would exceed the
-// memory budget, the tensors are split into groups and the data is run once per group.
+// never cross the IPC channel and memory holds one batch of them at a time, never the whole set. When one batch of
+// every observed tensor would exceed the memory budget, the tensors are split into groups and the data is run once
+// per group.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
